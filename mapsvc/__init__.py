@@ -1,0 +1,45 @@
+"""mapsvc: community reports of raids, checkpoints and attacks as a privacy-safe danger map."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+from mapsvc.config import DEFAULTS
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
+    """Create and configure the app: defaults, then instance config and env, or a test mapping."""
+    app = Flask(
+        __name__,
+        instance_relative_config=True,
+        static_folder=str(PROJECT_ROOT / "static"),
+        template_folder=str(PROJECT_ROOT / "templates"),
+    )
+    app.config.from_mapping(DEFAULTS)
+    if test_config is None:
+        app.config.from_pyfile("mapsvc.cfg", silent=True)
+        app.config.from_prefixed_env("MAPSVC")
+    else:
+        app.config.from_mapping(test_config)
+    if not app.config["DATABASE_URL"]:
+        Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+        app.config["DATABASE_URL"] = f"sqlite:///{Path(app.instance_path) / 'mapsvc.sqlite3'}"
+
+    from mapsvc import cli, logs, settings
+    from mapsvc.store import init_app as init_store
+    from mapsvc.web import init_app as init_web
+
+    logs.init_app(app)
+    settings.init_app(app)
+    init_store(app)
+    init_web(app)
+    cli.init_app(app)
+    logging.getLogger(__name__).debug("mapsvc app created")
+    return app

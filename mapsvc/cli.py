@@ -1,0 +1,141 @@
+"""The ``mapsvc`` command line: database, server, demo data and maintenance."""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from typing import Any
+
+import click
+import numpy as np
+from flask import Flask, current_app
+from flask.cli import FlaskGroup, with_appcontext
+
+from mapsvc.demo import generate
+from mapsvc.settings import settings
+from mapsvc.store import get_store
+from mapsvc.store.db import Store
+from mapsvc.store.events import PublishedReport, prune, record_report
+from mapsvc.store.heat import rebuild_heat
+from mapsvc.web.reporting import publish
+
+db_group = click.Group("db", help="Database schema.")
+heat_group = click.Group("heat", help="Heat aggregates.")
+
+
+@db_group.command("upgrade")
+@click.option("--revision", default="head", show_default=True, help="Alembic revision to reach.")
+@with_appcontext
+def db_upgrade(revision: str) -> None:
+    """Create or upgrade the schema through the migrations."""
+    get_store().upgrade(revision)
+    click.echo(f"database at revision {revision}")
+
+
+@heat_group.command("rebuild")
+@with_appcontext
+def heat_rebuild() -> None:
+    """Recompute all heat from the stored events (after changing policies or resolution)."""
+    s = settings()
+    with get_store().writing() as session:
+        counted = rebuild_heat(session, s.policies, s.heat_resolution)
+    click.echo(f"heat rebuilt from {counted} events")
+
+
+@click.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64))
+@click.option("--threads", default=4, show_default=True, type=click.IntRange(1, 64))
+@with_appcontext
+def serve(host: str, port: int, workers: int, threads: int) -> None:
+    """Run the service with gunicorn; no access log is written."""
+    from gunicorn.app.base import BaseApplication
+
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+
+    class _Server(BaseApplication):  # type: ignore[misc]
+        def load_config(self) -> None:
+            for key, value in {
+                "bind": f"{host}:{port}",
+                "workers": workers,
+                "threads": threads,
+                "accesslog": None,
+                "worker_class": "gthread",
+            }.items():
+                self.cfg.set(key, value)
+
+        def load(self) -> Flask:
+            return app
+
+    click.echo(f"mapsvc serving on http://{host}:{port}/")
+    _Server().run()
+
+
+@click.command("demo")
+@click.option("--reports", default=3000, show_default=True, type=click.IntRange(1, 10_000_000))
+@click.option("--days", default=30, show_default=True, type=click.IntRange(1, 3650))
+@click.option("--seed", default=None, type=int, help="Seed for repeatable data (the fuzzing stays random).")
+@with_appcontext
+def demo(reports: int, days: int, seed: int | None) -> None:
+    """Add realistic synthetic reports in the service area (set its city with MAPSVC_SERVICE_AREA)."""
+    s = settings()
+    made = generate(s.area, reports, s.now(), timedelta(days=days), np.random.default_rng(seed), zone=s.timezone)
+    store = get_store()
+    merged = 0
+    with click.progressbar(length=reports, label="demo reports") as bar:
+        batch: list[PublishedReport] = []
+        for item in made:
+            batch.append(publish(item.as_submission(), s))
+            if len(batch) == 500:
+                merged += _store_batch(store, batch)
+                bar.update(len(batch))
+                batch = []
+        if batch:
+            merged += _store_batch(store, batch)
+            bar.update(len(batch))
+    click.echo(f"{reports} reports added ({merged} merged into existing events)")
+
+
+def _store_batch(store: Store, batch: list[PublishedReport]) -> int:
+    """Store already published reports in one transaction; return how many merged."""
+    s = settings()
+    merged = 0
+    with store.writing() as session:
+        for report in batch:
+            receipt = record_report(session, report, s.policies[report.category], s.level, s.heat_resolution)
+            merged += receipt.merged
+    return merged
+
+
+@click.command("prune")
+@with_appcontext
+def prune_command() -> None:
+    """Delete events that have faded from every view and passed the retention period."""
+    s = settings()
+    with get_store().writing() as session:
+        deleted = prune(session, s.policies, s.now(), s.retention, s.threshold)
+    click.echo(f"{deleted} events pruned (retention {s.retention.days} days)")
+
+
+def init_app(app: Flask) -> None:
+    """Register the commands on the app's CLI (``flask --app mapsvc`` works too)."""
+    for command in (db_group, heat_group, serve, demo, prune_command):
+        app.cli.add_command(command)
+
+
+def _create_app(*_: Any) -> Flask:
+    from mapsvc import create_app
+
+    return create_app()
+
+
+def main() -> None:
+    """Entry point of the ``mapsvc`` console script."""
+    os.environ.setdefault("FLASK_APP", "mapsvc")
+    FlaskGroup(
+        create_app=_create_app,
+        add_default_commands=False,
+        add_version_option=False,
+        help="mapsvc: the danger map service.",
+    )(prog_name="mapsvc")

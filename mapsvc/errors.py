@@ -1,0 +1,38 @@
+"""The one error type that reaches users: an HTTP status and a message naming the problem."""
+
+from __future__ import annotations
+
+
+class MapsvcError(Exception):
+    """An input or state problem a client can fix, with a message safe to show and log.
+
+    Messages name the field and the rule; they never repeat coordinates or report text.
+    """
+
+    status = 400
+
+    def __init__(self, message: str, field: str | None = None, status: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+        if status is not None:
+            self.status = status
+
+    def to_dict(self) -> dict[str, str]:
+        """Return the JSON body of the error response."""
+        body = {"error": self.message}
+        if self.field:
+            body["field"] = self.field
+        return body
+
+
+class InvalidInput(MapsvcError):
+    """A request field is missing, malformed or out of range."""
+
+    status = 422
+
+
+class NotFound(MapsvcError):
+    """The thing asked for does not exist (or the caller may not know that it does)."""
+
+    status = 404

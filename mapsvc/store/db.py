@@ -1,0 +1,90 @@
+"""Engine, sessions and migrations. The only place that knows which engine is in use."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.orm import Session, sessionmaker
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent.parent.parent / "migrations"
+
+
+def make_engine(url: str) -> Engine:
+    """Create the engine for ``url`` with the settings each engine needs.
+
+    Bound parameters are hidden from error messages: they hold published coordinates and
+    report text, which have no place in a log.
+    """
+    kwargs: dict[str, Any] = {"hide_parameters": True}
+    if url.startswith("sqlite"):
+        kwargs["connect_args"] = {"timeout": 30}
+        engine = create_engine(url, **kwargs)
+        _configure_sqlite(engine)
+        return engine
+    return create_engine(url, pool_pre_ping=True, **kwargs)
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    """Use WAL, foreign keys, and BEGIN IMMEDIATE for writers so concurrent writers queue."""
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # SQLAlchemy emits BEGIN itself, below
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        immediate = connection.get_execution_options().get("mapsvc_writer", False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+class Store:
+    """The database behind one app: an engine and its session factories."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = make_engine(url)
+        self._reader = sessionmaker(self.engine, expire_on_commit=False)
+        self._writer = sessionmaker(self.engine.execution_options(mapsvc_writer=True), expire_on_commit=False)
+
+    @property
+    def dialect(self) -> str:
+        """Return the engine's dialect name ("sqlite" or "postgresql")."""
+        return self.engine.dialect.name
+
+    def reader(self) -> Session:
+        """Return a session for reads."""
+        return self._reader()
+
+    @contextmanager
+    def writing(self) -> Iterator[Session]:
+        """Yield a session in a write transaction; commit on success, roll back on error."""
+        with self._writer() as session, session.begin():
+            yield session
+
+    def upgrade(self, revision: str = "head") -> None:
+        """Bring the schema to ``revision`` through the Alembic migrations."""
+        command.upgrade(alembic_config(self.url), revision)
+
+    def dispose(self) -> None:
+        """Close every pooled connection."""
+        self.engine.dispose()
+
+
+def alembic_config(url: str) -> Config:
+    """Return an Alembic configuration for the project's migrations and ``url``."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    config.attributes["configure_logger"] = False
+    return config

@@ -1,0 +1,260 @@
+"""Events and reports in the database: intake with merging, withdrawal, layers, pruning."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import math
+import secrets
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, delete, func, or_, select
+from sqlalchemy.orm import Session
+
+from mapsvc.core.decay import from_epoch, to_epoch, weight
+from mapsvc.core.fuzz import geodesic_distance_m
+from mapsvc.core.heat import cell_of
+from mapsvc.core.policy import CategoryPolicy
+from mapsvc.store.heat import change_heat
+from mapsvc.store.models import Event, HeatSeries, HeatStep, Report
+
+#: Metres per degree of latitude, rounded up so that search boxes are never too small.
+_M_PER_DEG_LAT = 110_500.0
+
+
+@dataclass(frozen=True)
+class PublishedReport:
+    """A report after fuzzing and time bucketing: everything the store may keep of it."""
+
+    category: str
+    perpetrator: str
+    lat: float
+    lon: float
+    bucket_start: datetime
+    details: str | None = None
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """What a reporter gets back: the report's id, its withdrawal code, and the event."""
+
+    report_id: str
+    withdrawal_code: str
+    event_id: str
+    merged: bool
+
+
+def _hash_code(code: str) -> str:
+    return hashlib.sha256(code.encode()).hexdigest()
+
+
+def _search_box(lat: float, lon: float, distance_m: float) -> tuple[float, float, float, float]:
+    """Return (min lat, max lat, min lon, max lon) around a point that holds the given radius."""
+    dlat = distance_m / _M_PER_DEG_LAT
+    dlon = distance_m / (_M_PER_DEG_LAT * max(math.cos(math.radians(min(abs(lat) + dlat, 89.9))), 1e-6))
+    return lat - dlat, lat + dlat, lon - dlon, lon + dlon
+
+
+def find_merge_target(session: Session, report: PublishedReport, policy: CategoryPolicy, level: float) -> Event | None:
+    """Return the nearest event of the same category and bucket within the merge distance."""
+    distance = policy.merge_distance_m(level)
+    lat0, lat1, lon0, lon1 = _search_box(report.lat, report.lon, distance)
+    candidates = session.scalars(
+        select(Event)
+        .where(
+            Event.category == report.category,
+            Event.bucket_start == report.bucket_start,
+            Event.lat.between(lat0, lat1),
+            Event.lon.between(lon0, lon1),
+        )
+        .order_by(Event.id)
+        .with_for_update()
+    ).all()
+    if not candidates:
+        return None
+    distances = geodesic_distance_m(
+        [report.lat] * len(candidates),
+        [report.lon] * len(candidates),
+        [e.lat for e in candidates],
+        [e.lon for e in candidates],
+    )
+    best = int(distances.argmin())
+    return candidates[best] if distances[best] <= distance else None
+
+
+def record_report(
+    session: Session,
+    report: PublishedReport,
+    policy: CategoryPolicy,
+    level: float,
+    heat_resolution: int,
+) -> Receipt:
+    """Store a report: merge it into a matching event or create a new event and its heat.
+
+    A merged report changes only the event's corroboration count: the event keeps its first
+    published point, so repeated reports of one place never average towards the truth.
+    """
+    event = find_merge_target(session, report, policy, level)
+    merged = event is not None
+    if event is None:
+        event = Event(
+            public_id=secrets.token_urlsafe(12),
+            category=report.category,
+            perpetrator=report.perpetrator,
+            lat=report.lat,
+            lon=report.lon,
+            bucket_start=report.bucket_start,
+            heat_cell=cell_of(report.lat, report.lon, heat_resolution),
+            corroborations=1,
+            details=report.details,
+        )
+        session.add(event)
+        session.flush()
+        change_heat(session, event.heat_cell, event.bucket_start, policy, 1)
+    else:
+        event.corroborations += 1
+    code = secrets.token_urlsafe(16)
+    receipt_id = secrets.token_urlsafe(12)
+    session.add(Report(public_id=receipt_id, event_id=event.id, withdrawal_hash=_hash_code(code)))
+    return Receipt(report_id=receipt_id, withdrawal_code=code, event_id=event.public_id, merged=merged)
+
+
+def withdraw_report(session: Session, report_id: str, code: str, policies: Mapping[str, CategoryPolicy]) -> bool:
+    """Delete a report if the code matches; drop its event when no other report backs it.
+
+    Returns whether a report was withdrawn. A wrong code and an unknown id look the same.
+    """
+    report = session.scalars(select(Report).where(Report.public_id == report_id).with_for_update()).first()
+    if report is None or not hmac.compare_digest(report.withdrawal_hash, _hash_code(code)):
+        return False
+    event = session.get(Event, report.event_id, with_for_update=True)
+    session.delete(report)
+    if event is not None:
+        event.corroborations -= 1
+        if event.corroborations <= 0:
+            change_heat(session, event.heat_cell, event.bucket_start, policies[event.category], -1)
+            session.delete(event)
+    return True
+
+
+@dataclass(frozen=True)
+class LayerQuery:
+    """Which events to show: a moment, a bounding box, categories, a threshold and a cap."""
+
+    at: datetime
+    bbox: tuple[float, float, float, float]
+    policies: Iterable[CategoryPolicy]
+    threshold: float
+    limit: int
+
+
+@dataclass(frozen=True)
+class LayerEvent:
+    """An event as a layer shows it, with its weight at the query's moment."""
+
+    public_id: str
+    category: str
+    perpetrator: str
+    lat: float
+    lon: float
+    bucket_start: datetime
+    corroborations: int
+    weight: float
+
+
+def _window(policy: CategoryPolicy, at: datetime, threshold: float) -> tuple[datetime, datetime]:
+    """Return the bucket range whose events are published and visible at ``at``."""
+    newest = at - timedelta(seconds=policy.publication_delay_s)
+    oldest = at - timedelta(seconds=policy.horizon_s(threshold))
+    return oldest, newest
+
+
+def layer_events(session: Session, query: LayerQuery) -> tuple[list[LayerEvent], int]:
+    """Return the heaviest visible events in view (at most ``limit``) and how many matched.
+
+    Each category is read newest first along its (category, bucket) index, so the cost
+    follows the number of events returned, not the number stored.
+    """
+    min_lon, min_lat, max_lon, max_lat = query.bbox
+    at_s = to_epoch(query.at)
+    found: list[LayerEvent] = []
+    matched = 0
+    for policy in query.policies:
+        oldest, newest = _window(policy, query.at, query.threshold)
+        if newest < oldest:
+            continue
+        where = and_(
+            Event.category == policy.name,
+            Event.bucket_start >= oldest,
+            Event.bucket_start <= newest,
+            Event.lat.between(min_lat, max_lat),
+            Event.lon.between(min_lon, max_lon),
+        )
+        matched += session.scalar(select(func.count()).where(where)) or 0
+        rows = session.execute(
+            select(
+                Event.public_id,
+                Event.perpetrator,
+                Event.lat,
+                Event.lon,
+                Event.bucket_start,
+                Event.corroborations,
+            )
+            .where(where)
+            .order_by(Event.bucket_start.desc())
+            .limit(query.limit)
+        )
+        for public_id, perpetrator, lat, lon, bucket, corroborations in rows:
+            w = weight(at_s - to_epoch(bucket), policy.half_life_s)
+            if w >= query.threshold:
+                found.append(LayerEvent(public_id, policy.name, perpetrator, lat, lon, bucket, corroborations, w))
+    found.sort(key=lambda e: (-e.weight, e.public_id))
+    return found[: query.limit], matched
+
+
+def prune(
+    session: Session, policies: Mapping[str, CategoryPolicy], now: datetime, retention: timedelta, threshold: float
+) -> int:
+    """Delete events older than the retention period that have faded from every view.
+
+    Heat steps before the cut are deleted too, but for the last one of each series, which
+    stays as the baseline that later counts of live events subtract from.
+    Returns the number of events deleted.
+    """
+    cutoff = now - retention
+    conditions = [
+        and_(
+            Event.category == p.name,
+            Event.bucket_start < min(cutoff, now - timedelta(seconds=p.horizon_s(threshold))),
+        )
+        for p in policies.values()
+    ]
+    deleted = session.execute(delete(Event).where(or_(*conditions))).rowcount or 0
+    baseline = (
+        select(func.max(HeatStep.bucket_start))
+        .where(HeatStep.series_id == HeatSeries.id, HeatStep.bucket_start < cutoff)
+        .correlate(HeatSeries)
+        .scalar_subquery()
+    )
+    keep = (
+        select(HeatStep.id)
+        .join(HeatSeries, HeatSeries.id == HeatStep.series_id)
+        .where(HeatStep.bucket_start == baseline)
+    )
+    session.execute(delete(HeatStep).where(HeatStep.bucket_start < cutoff, HeatStep.id.not_in(keep)))
+    return int(deleted)
+
+
+def oldest_readable(
+    now: datetime, retention: timedelta, policies: Iterable[CategoryPolicy], threshold: float
+) -> datetime:
+    """Return the earliest moment whose layers and heat are still fully held after pruning."""
+    longest = max(p.horizon_s(threshold) for p in policies)
+    return now - retention + timedelta(seconds=longest)
+
+
+def epoch_bucket(at: datetime) -> datetime:
+    """Return ``at`` as stored: whole seconds, UTC."""
+    return from_epoch(int(to_epoch(at)))

@@ -1,0 +1,14 @@
+"""The thin web layer: blueprints that parse input, call the core and the store, shape replies."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+
+def init_app(app: Flask) -> None:
+    """Register the blueprints and the error handlers."""
+    from mapsvc.web import api, errors, pages
+
+    app.register_blueprint(api.bp)
+    app.register_blueprint(pages.bp)
+    errors.init_app(app)

@@ -1,0 +1,180 @@
+"""The JSON API: categories, report intake and withdrawal, layers and heat."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+import h3
+from flask import Blueprint, Response, request
+
+from mapsvc.core.heat import aggregate, allowed_resolutions, cell_polygon
+from mapsvc.core.policy import PERPETRATORS, CategoryPolicy
+from mapsvc.errors import InvalidInput, NotFound
+from mapsvc.settings import Settings, settings
+from mapsvc.store import get_store
+from mapsvc.store.events import LayerQuery, layer_events, oldest_readable, withdraw_report
+from mapsvc.store.heat import HeatQuery, read_atoms
+from mapsvc.web import parse
+from mapsvc.web.openapi import openapi_document
+from mapsvc.web.reporting import submit
+
+bp = Blueprint("api", __name__, url_prefix="/api")
+
+
+def iso(moment: datetime) -> str:
+    """Return a compact ISO 8601 UTC timestamp."""
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def json_response(body: Any, status: int = 200, cache: bool = False) -> Response:
+    """Return compact JSON; cacheable bodies get an ETag and answer 304 when unchanged."""
+    response = Response(
+        json.dumps(body, separators=(",", ":"), ensure_ascii=False), status, mimetype="application/json"
+    )
+    if cache:
+        response.add_etag()
+        response.cache_control.no_cache = True
+        response.make_conditional(request)
+    return response
+
+
+@bp.get("/categories")
+def categories() -> Response:
+    """List the categories with the policy a client needs (fuzz radius, decay, markers)."""
+    s = settings()
+    body = {
+        "privacy_level": s.level,
+        "visibility_threshold": s.threshold,
+        "categories": [p.as_public_dict(s.level) for p in s.policies.values()],
+        "perpetrators": list(PERPETRATORS),
+        "service_area": {"bbox": list(s.area.bounds)},
+    }
+    return json_response(body, cache=True)
+
+
+@bp.post("/reports")
+def create_report() -> Response:
+    """Take a report: check it, fuzz it, store it; answer with the withdrawal code."""
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        raise InvalidInput("the body must be a JSON object", status=400)
+    report, receipt = submit(data, settings(), get_store())
+    body = {
+        "id": receipt.report_id,
+        "withdrawal_code": receipt.withdrawal_code,
+        "event": {
+            "id": receipt.event_id,
+            "merged": receipt.merged,
+            "category": report.category,
+            "bucket_start": iso(report.bucket_start),
+        },
+        "details_stored": report.details is not None,
+    }
+    response = json_response(body, 201)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.delete("/reports/<report_id>")
+def delete_report(report_id: str) -> Response:
+    """Withdraw a report with its code (JSON body or ``X-Withdrawal-Code`` header)."""
+    data = request.get_json(silent=True) or {}
+    code = request.headers.get("X-Withdrawal-Code") or (data.get("withdrawal_code") if isinstance(data, dict) else None)
+    if not isinstance(code, str) or not code:
+        raise InvalidInput("withdrawal_code is required", "withdrawal_code", status=400)
+    s = settings()
+    with get_store().writing() as session:
+        withdrawn = withdraw_report(session, report_id, code, s.policies)
+    if not withdrawn:
+        raise NotFound("no report with that id and withdrawal code")
+    return Response(status=204)
+
+
+def _moment(s: Settings) -> datetime:
+    """Return the ``at`` parameter, checked against the clock and the retained history."""
+    now = s.now()
+    at = now if not request.args.get("at") else parse.moment(request.args["at"], "at")
+    if at > now + s.clock_skew:
+        raise InvalidInput("at must not lie in the future", "at", status=400)
+    if at < oldest_readable(now, s.retention, s.policies.values(), s.threshold):
+        raise InvalidInput("at is older than the history this service keeps", "at", status=400)
+    return min(at, now)
+
+
+def _query_categories(s: Settings) -> list[CategoryPolicy]:
+    try:
+        return parse.categories(request.args.get("category"), s.policies)
+    except InvalidInput as exc:
+        exc.status = 400
+        raise
+
+
+@bp.get("/layers")
+def layers() -> Response:
+    """Return the visible events in a bbox at a moment as a GeoJSON FeatureCollection."""
+    s = settings()
+    at = _moment(s)
+    bbox = parse.bbox(request.args.get("bbox"), s.area.bounds)
+    limit = parse.integer(request.args.get("limit"), "limit", s.layer_limit_default, 1, s.layer_limit_max)
+    wanted = _query_categories(s)
+    shown = [p for p in wanted if p.public_markers]
+    with get_store().reader() as session:
+        events, matched = layer_events(session, LayerQuery(at, bbox, shown, s.threshold, limit))
+    features = [
+        {
+            "type": "Feature",
+            "id": e.public_id,
+            "geometry": {"type": "Point", "coordinates": [e.lon, e.lat]},
+            "properties": {
+                "category": e.category,
+                "perpetrator": e.perpetrator,
+                "bucket_start": iso(e.bucket_start),
+                "weight": round(e.weight, 2),
+                "corroborations": e.corroborations,
+            },
+        }
+        for e in events
+    ]
+    body = {
+        "type": "FeatureCollection",
+        "at": iso(at),
+        "numberMatched": matched,
+        "numberReturned": len(features),
+        "heatOnly": [p.name for p in wanted if not p.public_markers],
+        "features": features,
+    }
+    return json_response(body, cache=True)
+
+
+@bp.get("/heat")
+def heat() -> Response:
+    """Return decayed heat on H3 cells in a bbox at a moment, small cells suppressed."""
+    s = settings()
+    at = _moment(s)
+    bbox = parse.bbox(request.args.get("bbox"), s.area.bounds)
+    allowed = allowed_resolutions(s.heat_resolution)
+    resolution = parse.integer(request.args.get("resolution"), "resolution", s.heat_resolution, allowed[0], allowed[-1])
+    wanted = _query_categories(s)
+    with get_store().reader() as session:
+        margin = 2 * h3.average_hexagon_edge_length(resolution, unit="km") / 111.0
+        atoms = read_atoms(session, HeatQuery(at, bbox, wanted, s.threshold, margin))
+    cells = aggregate(atoms, resolution, {p.name: p.min_count_public for p in wanted})
+    features = [
+        {
+            "type": "Feature",
+            "id": c.cell,
+            "geometry": {"type": "Polygon", "coordinates": [cell_polygon(c.cell)]},
+            "properties": {"intensity": round(c.intensity, 3), "events": c.events},
+        }
+        for c in cells
+    ]
+    body = {"type": "FeatureCollection", "at": iso(at), "resolution": resolution, "features": features}
+    return json_response(body, cache=True)
+
+
+@bp.get("/openapi.json")
+def openapi() -> Response:
+    """Serve the OpenAPI description of this API."""
+    return json_response(openapi_document(settings()), cache=True)

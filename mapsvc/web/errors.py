@@ -1,0 +1,56 @@
+"""Errors answered as JSON for the API and as a short page for people; never a stack trace."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, Response, jsonify, render_template, request
+from werkzeug.exceptions import HTTPException, InternalServerError
+
+from mapsvc.errors import MapsvcError
+
+log = logging.getLogger(__name__)
+
+
+def _wants_json() -> bool:
+    if request.path.startswith("/api/"):
+        return True
+    best = request.accept_mimetypes.best_match(["application/json", "text/html"])
+    return best == "application/json"
+
+
+def _reply(message: str, status: int, field: str | None = None) -> tuple[Response | str, int]:
+    if _wants_json():
+        body = {"error": message}
+        if field:
+            body["field"] = field
+        return jsonify(body), status
+    return render_template("error.html", message=message, status=status), status
+
+
+def handle_mapsvc_error(error: MapsvcError) -> tuple[Response | str, int]:
+    """Answer a client error with its message and the field it names."""
+    return _reply(error.message, error.status, error.field)
+
+
+def handle_http_error(error: HTTPException) -> tuple[Response | str, int]:
+    """Answer werkzeug's errors (404, 405, 413, ...) in the client's format."""
+    messages = {413: "the request body is too large"}
+    status = error.code or 500
+    return _reply(messages.get(status, error.description or error.name), status)
+
+
+def handle_unexpected(error: Exception) -> tuple[Response | str, int]:
+    """Log the error's type only (messages may hold values) and answer a plain 500.
+
+    Write transactions roll back in their own context managers before this runs.
+    """
+    log.error("unexpected %s on %s %s", type(error).__name__, request.method, request.url_rule)
+    return _reply(InternalServerError.description, 500)
+
+
+def init_app(app: Flask) -> None:
+    """Register the handlers."""
+    app.register_error_handler(MapsvcError, handle_mapsvc_error)
+    app.register_error_handler(HTTPException, handle_http_error)
+    app.register_error_handler(Exception, handle_unexpected)

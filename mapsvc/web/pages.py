@@ -1,0 +1,91 @@
+"""Pages for people: the map and the plain report form that works without JavaScript."""
+
+from __future__ import annotations
+
+from flask import Blueprint, render_template, request
+from werkzeug.wrappers import Response
+
+from mapsvc.core.heat import aggregate
+from mapsvc.core.policy import PERPETRATORS
+from mapsvc.errors import InvalidInput, MapsvcError
+from mapsvc.settings import settings
+from mapsvc.store import get_store
+from mapsvc.store.events import LayerQuery, layer_events, withdraw_report
+from mapsvc.store.heat import HeatQuery, read_atoms
+from mapsvc.web.mapview import build_map
+from mapsvc.web.reporting import submit
+
+bp = Blueprint("pages", __name__)
+
+
+@bp.get("/")
+def index() -> str:
+    """Show the map of current events and heat over the whole service area."""
+    s = settings()
+    now = s.now()
+    bounds = s.area.bounds
+    policies = list(s.policies.values())
+    with get_store().reader() as session:
+        markers = [p for p in policies if p.public_markers]
+        events, _ = layer_events(session, LayerQuery(now, bounds, markers, s.threshold, s.layer_limit_default))
+        atoms = read_atoms(session, HeatQuery(now, bounds, policies, s.threshold))
+    cells = aggregate(atoms, s.heat_resolution, {p.name: p.min_count_public for p in policies})
+    root = build_map(bounds, events, cells).get_root()
+    root.render()
+    return render_template(
+        "map.html",
+        map_header=root.header.render(),
+        map_body=root.html.render(),
+        map_script=root.script.render(),
+        now=now,
+        shown=len(events),
+    )
+
+
+def _form_context(values: dict[str, str] | None = None, error: MapsvcError | None = None) -> dict:  # type: ignore[type-arg]
+    return {
+        "categories": list(settings().policies),
+        "perpetrators": PERPETRATORS,
+        "values": values or {},
+        "error": error,
+    }
+
+
+@bp.get("/report")
+def report_form() -> str:
+    """Show the plain report form."""
+    return render_template("report.html", **_form_context())
+
+
+@bp.post("/report")
+def report_submit() -> tuple[str, int]:
+    """Take a report from the plain form; the server fuzzes it."""
+    values = {
+        k: v
+        for k, v in request.form.items()
+        if k in {"category", "lat", "lon", "occurred_at", "perpetrator", "details"}
+    }
+    try:
+        report, receipt = submit(values, settings(), get_store())
+    except MapsvcError as error:
+        return render_template("report.html", **_form_context(values, error)), error.status
+    return render_template("report_done.html", report=report, receipt=receipt), 201
+
+
+@bp.post("/report/withdraw")
+def report_withdraw() -> tuple[str, int] | Response:
+    """Withdraw a report from the plain form with its id and code."""
+    report_id = request.form.get("report_id", "").strip()
+    code = request.form.get("withdrawal_code", "").strip()
+    if not report_id or not code:
+        error = InvalidInput("report id and withdrawal code are required", "withdrawal_code")
+        return render_template("withdraw.html", error=error), 422
+    with get_store().writing() as session:
+        withdrawn = withdraw_report(session, report_id, code, settings().policies)
+    return render_template("withdraw.html", withdrawn=withdrawn, error=None), (200 if withdrawn else 404)
+
+
+@bp.get("/report/withdraw")
+def report_withdraw_form() -> str:
+    """Show the withdrawal form."""
+    return render_template("withdraw.html", error=None, withdrawn=None)

@@ -1,0 +1,115 @@
+"""Parsing and checking request values. Every failure names its field and never echoes values."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime, tzinfo
+from typing import Any
+
+from mapsvc.core.policy import CategoryPolicy
+from mapsvc.errors import InvalidInput
+
+
+def coordinate(value: Any, field: str, low: float, high: float) -> float:
+    """Return a finite number in [low, high] from JSON or form input."""
+    if isinstance(value, bool) or value is None or value == "":
+        raise InvalidInput(f"{field} is required and must be a number", field)
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise InvalidInput(f"{field} must be a number", field) from None
+    if not math.isfinite(number):
+        raise InvalidInput(f"{field} must be a finite number", field)
+    if not low <= number <= high:
+        raise InvalidInput(f"{field} must lie between {low:g} and {high:g}", field)
+    return number
+
+
+def moment(value: Any, field: str, zone: tzinfo = UTC) -> datetime:
+    """Return an aware UTC datetime from an ISO 8601 string; one without offset is in ``zone``."""
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidInput(f"{field} must be an ISO 8601 date-time", field)
+    text = value.strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidInput(f"{field} must be an ISO 8601 date-time", field) from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=zone)
+    return parsed.astimezone(UTC)
+
+
+def choice(value: Any, field: str, allowed: Iterable[str], default: str | None = None) -> str:
+    """Return ``value`` if it is one of ``allowed`` (or the default when absent)."""
+    options = list(allowed)
+    if value in (None, "") and default is not None:
+        return default
+    if not isinstance(value, str) or value not in options:
+        raise InvalidInput(f"{field} must be one of: {', '.join(options)}", field)
+    return value
+
+
+def text(value: Any, field: str, max_length: int) -> str | None:
+    """Return stripped free text no longer than ``max_length`` characters, or None if empty."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidInput(f"{field} must be text", field)
+    stripped = value.strip()
+    if len(stripped) > max_length:
+        raise InvalidInput(f"{field} must be at most {max_length} characters", field)
+    return stripped or None
+
+
+def flag(value: Any, field: str) -> bool:
+    """Return a boolean from JSON true/false or form values "1"/"true"/"on"."""
+    if value is None or value == "":
+        return False
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in {"1", "true", "on", "yes", "0", "false", "off", "no"}:
+        return value.lower() in {"1", "true", "on", "yes"}
+    raise InvalidInput(f"{field} must be true or false", field)
+
+
+def bbox(value: str | None, default: tuple[float, float, float, float]) -> tuple[float, float, float, float]:
+    """Return (min lon, min lat, max lon, max lat) from "minLon,minLat,maxLon,maxLat"."""
+    if value in (None, ""):
+        return default
+    parts = str(value).split(",")
+    if len(parts) != 4:
+        raise InvalidInput("bbox must be four numbers: minLon,minLat,maxLon,maxLat", "bbox")
+    min_lon = coordinate(parts[0], "bbox", -180, 180)
+    min_lat = coordinate(parts[1], "bbox", -90, 90)
+    max_lon = coordinate(parts[2], "bbox", -180, 180)
+    max_lat = coordinate(parts[3], "bbox", -90, 90)
+    if min_lon >= max_lon or min_lat >= max_lat:
+        raise InvalidInput("bbox minimums must be smaller than its maximums", "bbox")
+    return (min_lon, min_lat, max_lon, max_lat)
+
+
+def categories(value: str | None, policies: Mapping[str, CategoryPolicy]) -> list[CategoryPolicy]:
+    """Return the policies of a comma-separated category list, or of all categories."""
+    if value in (None, ""):
+        return list(policies.values())
+    names = [name.strip() for name in str(value).split(",") if name.strip()]
+    unknown = [name for name in names if name not in policies]
+    if unknown or not names:
+        raise InvalidInput(f"category must be a comma-separated list of: {', '.join(policies)}", "category")
+    return [policies[name] for name in dict.fromkeys(names)]
+
+
+def integer(value: str | None, field: str, default: int, low: int, high: int) -> int:
+    """Return an integer in [low, high], or the default when absent."""
+    if value in (None, ""):
+        return default
+    try:
+        number = int(str(value))
+    except ValueError:
+        raise InvalidInput(f"{field} must be a whole number", field) from None
+    if not low <= number <= high:
+        raise InvalidInput(f"{field} must lie between {low} and {high}", field)
+    return number
