@@ -31,7 +31,7 @@ def from_epoch(seconds: float) -> datetime:
 
 def floor_to_bucket(moment: datetime, bucket_s: int) -> datetime:
     """Return the start of the UTC time bucket of ``bucket_s`` seconds holding ``moment``."""
-    seconds = int(to_epoch(moment))
+    seconds = math.floor(to_epoch(moment))
     return from_epoch(seconds - seconds % bucket_s)
 
 

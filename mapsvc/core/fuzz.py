@@ -36,6 +36,11 @@ def system_random() -> UniformSource:
     return secrets.SystemRandom()
 
 
+def _check_epsilon(epsilon: float) -> None:
+    if not (epsilon > 0 and math.isfinite(epsilon)):
+        raise ValueError("epsilon must be a positive finite number")
+
+
 def radial_cdf(rho: ArrayLike, epsilon: float) -> NDArray[np.float64]:
     """Return C(rho) = 1 - (1 + eps*rho) * exp(-eps*rho), the displacement distance CDF.
 
@@ -47,6 +52,7 @@ def radial_cdf(rho: ArrayLike, epsilon: float) -> NDArray[np.float64]:
         Laplace parameter in 1/metres.
 
     """
+    _check_epsilon(epsilon)
     x = epsilon * np.asarray(rho, dtype=float)
     cdf: NDArray[np.float64] = np.where(x > 0, 1.0 - (1.0 + x) * np.exp(-x), 0.0)
     return cdf
@@ -63,10 +69,13 @@ def inverse_radial_cdf(p: ArrayLike, epsilon: float) -> NDArray[np.float64]:
         Laplace parameter in 1/metres.
 
     """
+    _check_epsilon(epsilon)
     p = np.asarray(p, dtype=float)
-    if np.any((p < 0) | (p >= 1)):
+    if not np.all((p >= 0) & (p < 1)):
         raise ValueError("p must lie in [0, 1)")
-    w = np.asarray(lambertw((p - 1.0) / math.e, k=-1).real, dtype=float)
+    arg = (p - 1.0) / math.e
+    # At the branch point -1/e (p = 0 or within rounding of it) W₋₁ is -1; scipy returns nan.
+    w = np.where(arg <= -1.0 / math.e, -1.0, np.asarray(lambertw(arg, k=-1).real, dtype=float))
     rho: NDArray[np.float64] = np.maximum(-(w + 1.0) / epsilon, 0.0)
     return rho
 
@@ -86,8 +95,7 @@ def draw_displacements(
         Source of uniforms; a cryptographic one when not given. Tests inject a seeded one.
 
     """
-    if not (epsilon > 0 and math.isfinite(epsilon)):
-        raise ValueError("epsilon must be a positive finite number")
+    _check_epsilon(epsilon)
     source = rng if rng is not None else system_random()
     uniforms = np.array([source.random() for _ in range(2 * n)], dtype=float).reshape(2, n)
     bearings = uniforms[0] * 360.0

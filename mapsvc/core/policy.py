@@ -73,8 +73,14 @@ class CategoryPolicy:
         positive = ("half_life_s", "fuzz_radius_m", "bucket_s")
         for field_name in positive:
             value = getattr(self, field_name)
-            if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
+            if isinstance(value, bool) or not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
                 raise ValueError(f"{self.name}: {field_name} must be a positive number")
+        for field_name in ("publication_delay_s", "min_count_public", "min_count_export"):
+            value = getattr(self, field_name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ValueError(f"{self.name}: {field_name} must be a whole number")
+        if not isinstance(self.public_markers, bool):
+            raise ValueError(f"{self.name}: public_markers must be true or false")
         if self.publication_delay_s < 0:
             raise ValueError(f"{self.name}: publication_delay_s must not be negative")
         if self.min_count_public < 1 or self.min_count_export < 1:
