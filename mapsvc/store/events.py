@@ -9,8 +9,9 @@ import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import and_, delete, func, or_, select
+from sqlalchemy import and_, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from mapsvc.core.decay import from_epoch, to_epoch, weight
@@ -57,31 +58,54 @@ def _search_box(lat: float, lon: float, distance_m: float) -> tuple[float, float
     return lat - dlat, lat + dlat, lon - dlon, lon + dlon
 
 
-def find_merge_target(session: Session, report: PublishedReport, policy: CategoryPolicy, level: float) -> Event | None:
-    """Return the nearest event of the same category and bucket within the merge distance."""
+# The intake path runs these for every report; built once, they skip per-call compilation.
+_MERGE_CANDIDATES = (
+    select(Event.id, Event.public_id, Event.lat, Event.lon)
+    .where(
+        Event.category == bindparam("category"),
+        Event.bucket_start == bindparam("bucket"),
+        Event.lat.between(bindparam("lat0"), bindparam("lat1")),
+        Event.lon.between(bindparam("lon0"), bindparam("lon1")),
+    )
+    .order_by(Event.id)
+    .with_for_update()
+)
+_CORROBORATE = update(Event).where(Event.id == bindparam("event_id")).values(corroborations=Event.corroborations + 1)
+_NEW_EVENT = insert(Event).returning(Event.id)
+_NEW_REPORT = insert(Report)
+
+
+def find_merge_target(
+    session: Session, report: PublishedReport, policy: CategoryPolicy, level: float
+) -> tuple[int, str] | None:
+    """Return (id, public id) of the nearest same-category, same-bucket event in merge distance."""
     distance = policy.merge_distance_m(level)
     lat0, lat1, lon0, lon1 = _search_box(report.lat, report.lon, distance)
-    candidates = session.scalars(
-        select(Event)
-        .where(
-            Event.category == report.category,
-            Event.bucket_start == report.bucket_start,
-            Event.lat.between(lat0, lat1),
-            Event.lon.between(lon0, lon1),
+    candidates = (
+        session.connection()
+        .execute(
+            _MERGE_CANDIDATES,
+            {
+                "category": report.category,
+                "bucket": report.bucket_start,
+                "lat0": lat0,
+                "lat1": lat1,
+                "lon0": lon0,
+                "lon1": lon1,
+            },
         )
-        .order_by(Event.id)
-        .with_for_update()
-    ).all()
+        .all()
+    )
     if not candidates:
         return None
     distances = geodesic_distance_m(
         [report.lat] * len(candidates),
         [report.lon] * len(candidates),
-        [e.lat for e in candidates],
-        [e.lon for e in candidates],
+        [c.lat for c in candidates],
+        [c.lon for c in candidates],
     )
     best = int(distances.argmin())
-    return candidates[best] if distances[best] <= distance else None
+    return (candidates[best].id, candidates[best].public_id) if distances[best] <= distance else None
 
 
 def record_report(
@@ -96,29 +120,32 @@ def record_report(
     A merged report changes only the event's corroboration count: the event keeps its first
     published point, so repeated reports of one place never average towards the truth.
     """
-    event = find_merge_target(session, report, policy, level)
-    merged = event is not None
-    if event is None:
-        event = Event(
-            public_id=secrets.token_urlsafe(12),
-            category=report.category,
-            perpetrator=report.perpetrator,
-            lat=report.lat,
-            lon=report.lon,
-            bucket_start=report.bucket_start,
-            heat_cell=cell_of(report.lat, report.lon, heat_resolution),
-            corroborations=1,
-            details=report.details,
-        )
-        session.add(event)
-        session.flush()
-        change_heat(session, event.heat_cell, event.bucket_start, policy, 1)
+    target = find_merge_target(session, report, policy, level)
+    if target is not None:
+        event_id, event_public_id = target
+        session.connection().execute(_CORROBORATE, {"event_id": event_id})
     else:
-        event.corroborations += 1
+        event_public_id = secrets.token_urlsafe(12)
+        cell = cell_of(report.lat, report.lon, heat_resolution)
+        values = {
+            "public_id": event_public_id,
+            "category": report.category,
+            "perpetrator": report.perpetrator,
+            "lat": report.lat,
+            "lon": report.lon,
+            "bucket_start": report.bucket_start,
+            "heat_cell": cell,
+            "corroborations": 1,
+            "details": report.details,
+        }
+        event_id = session.connection().execute(_NEW_EVENT, values).scalar_one()
+        change_heat(session, cell, report.bucket_start, policy, 1)
     code = secrets.token_urlsafe(16)
     receipt_id = secrets.token_urlsafe(12)
-    session.add(Report(public_id=receipt_id, event_id=event.id, withdrawal_hash=_hash_code(code)))
-    return Receipt(report_id=receipt_id, withdrawal_code=code, event_id=event.public_id, merged=merged)
+    session.connection().execute(
+        _NEW_REPORT, {"public_id": receipt_id, "event_id": event_id, "withdrawal_hash": _hash_code(code)}
+    )
+    return Receipt(report_id=receipt_id, withdrawal_code=code, event_id=event_public_id, merged=target is not None)
 
 
 def withdraw_report(session: Session, report_id: str, code: str, policies: Mapping[str, CategoryPolicy]) -> bool:
@@ -131,6 +158,7 @@ def withdraw_report(session: Session, report_id: str, code: str, policies: Mappi
         return False
     event = session.get(Event, report.event_id, with_for_update=True)
     session.delete(report)
+    session.flush()  # before the event's delete, whose ON DELETE CASCADE would take the report
     if event is not None:
         event.corroborations -= 1
         if event.corroborations <= 0:
@@ -171,47 +199,72 @@ def _window(policy: CategoryPolicy, at: datetime, threshold: float) -> tuple[dat
     return oldest, newest
 
 
+def _visible(windows: Mapping[str, tuple[datetime, datetime]], bbox: tuple[float, float, float, float]) -> Any:
+    """Return the WHERE clause for events of the given per-category bucket ranges in a bbox."""
+    min_lon, min_lat, max_lon, max_lat = bbox
+    return and_(
+        or_(
+            *(
+                and_(Event.category == name, Event.bucket_start >= oldest, Event.bucket_start <= newest)
+                for name, (oldest, newest) in windows.items()
+            )
+        ),
+        Event.lat.between(min_lat, max_lat),
+        Event.lon.between(min_lon, max_lon),
+    )
+
+
 def layer_events(session: Session, query: LayerQuery) -> tuple[list[LayerEvent], int]:
     """Return the heaviest visible events in view (at most ``limit``) and how many matched.
 
-    Each category is read newest first along its (category, bucket) index, so the cost
-    follows the number of events returned, not the number stored.
+    A first query counts events per (category, bucket) along the index; weights are a
+    function of those two alone, so the counts tell how far back each category must be read
+    to fill the limit. The second query then reads only about ``limit`` rows, however many
+    events are stored.
     """
-    min_lon, min_lat, max_lon, max_lat = query.bbox
+    policies = {p.name: p for p in query.policies}
+    windows = {name: _window(p, query.at, query.threshold) for name, p in policies.items()}
+    windows = {name: (oldest, newest) for name, (oldest, newest) in windows.items() if oldest <= newest}
+    if not windows:
+        return [], 0
     at_s = to_epoch(query.at)
-    found: list[LayerEvent] = []
-    matched = 0
-    for policy in query.policies:
-        oldest, newest = _window(policy, query.at, query.threshold)
-        if newest < oldest:
-            continue
-        where = and_(
-            Event.category == policy.name,
-            Event.bucket_start >= oldest,
-            Event.bucket_start <= newest,
-            Event.lat.between(min_lat, max_lat),
-            Event.lon.between(min_lon, max_lon),
-        )
-        matched += session.scalar(select(func.count()).where(where)) or 0
+    histogram = session.execute(
+        select(Event.category, Event.bucket_start, func.count())
+        .where(_visible(windows, query.bbox))
+        .group_by(Event.category, Event.bucket_start)
+    ).all()
+    groups = sorted(
+        (
+            (weight(at_s - to_epoch(bucket), policies[name].half_life_s), name, bucket, count)
+            for name, bucket, count in histogram
+        ),
+        key=lambda g: -g[0],
+    )
+    reach: dict[str, tuple[datetime, datetime]] = {}
+    taken = 0
+    for _, name, bucket, count in groups:
+        if taken >= query.limit:
+            break
+        reach[name] = (bucket, windows[name][1])
+        taken += count
+    found = []
+    if reach:
         rows = session.execute(
             select(
                 Event.public_id,
+                Event.category,
                 Event.perpetrator,
                 Event.lat,
                 Event.lon,
                 Event.bucket_start,
                 Event.corroborations,
-            )
-            .where(where)
-            .order_by(Event.bucket_start.desc())
-            .limit(query.limit)
+            ).where(_visible(reach, query.bbox))
         )
-        for public_id, perpetrator, lat, lon, bucket, corroborations in rows:
-            w = weight(at_s - to_epoch(bucket), policy.half_life_s)
-            if w >= query.threshold:
-                found.append(LayerEvent(public_id, policy.name, perpetrator, lat, lon, bucket, corroborations, w))
+        for public_id, name, perpetrator, lat, lon, bucket, corroborations in rows:
+            w = weight(at_s - to_epoch(bucket), policies[name].half_life_s)
+            found.append(LayerEvent(public_id, name, perpetrator, lat, lon, bucket, corroborations, w))
     found.sort(key=lambda e: (-e.weight, e.public_id))
-    return found[: query.limit], matched
+    return found[: query.limit], sum(count for *_, count in groups)
 
 
 def prune(

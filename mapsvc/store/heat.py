@@ -5,61 +5,120 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Any
 
 import h3
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import and_, bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import Session, aliased
 
-from mapsvc.core.decay import DecayedSum, decay_rate, from_epoch, to_epoch
+from mapsvc.core.decay import DecayedSum, decay_rate, to_epoch
 from mapsvc.core.heat import Atom
 from mapsvc.core.policy import CategoryPolicy
 from mapsvc.store.models import Event, HeatSeries, HeatStep
 
+# The intake path runs these for every new event; built once, they skip per-call compilation.
+_SERIES = (
+    select(HeatSeries.id, HeatSeries.half_life_s)
+    .where(HeatSeries.cell == bindparam("cell"), HeatSeries.category == bindparam("category"))
+    .with_for_update()
+)
+_NEW_SERIES = insert(HeatSeries).returning(HeatSeries.id)
+_SNAPSHOT = (
+    update(HeatSeries)
+    .where(HeatSeries.id == bindparam("series_id"))
+    .values(
+        last_bucket=bindparam("bucket"),
+        last_total=bindparam("total"),
+        last_sum=bindparam("s"),
+        last_landmark_s=bindparam("landmark"),
+    )
+)
+_ANCHOR = (
+    select(func.max(HeatStep.bucket_start))
+    .where(HeatStep.series_id == bindparam("series_id"), HeatStep.bucket_start <= bindparam("bucket"))
+    .scalar_subquery()
+)
+_STEPS_FROM_ANCHOR = (
+    select(HeatStep.id, HeatStep.bucket_start, HeatStep.events_total, HeatStep.decayed_sum, HeatStep.landmark_s)
+    .where(
+        HeatStep.series_id == bindparam("series_id"),
+        HeatStep.bucket_start >= func.coalesce(_ANCHOR, bindparam("bucket")),
+    )
+    .order_by(HeatStep.bucket_start)
+)
+_NEW_STEP = insert(HeatStep).returning(HeatStep.id)
+_CHANGE_STEP = (
+    update(HeatStep)
+    .where(HeatStep.id == bindparam("step_id"))
+    .values(events_total=bindparam("total"), decayed_sum=bindparam("s"), landmark_s=bindparam("landmark"))
+)
 
-def _series_for(session: Session, cell: str, policy: CategoryPolicy) -> HeatSeries:
-    """Return the series of ``cell`` and the category, creating it when new."""
-    series = session.scalars(
-        select(HeatSeries).where(HeatSeries.cell == cell, HeatSeries.category == policy.name).with_for_update()
-    ).first()
-    if series is None:
-        lat, lon = h3.cell_to_latlng(cell)
-        series = HeatSeries(cell=cell, category=policy.name, half_life_s=policy.half_life_s, lat=lat, lon=lon)
-        session.add(series)
-        session.flush()
-    return series
+
+def _series(session: Session, cell: str, bucket: datetime, policy: CategoryPolicy) -> tuple[int, float]:
+    """Return (id, half-life) of the series of ``cell`` and the category, creating it if new."""
+    row = session.connection().execute(_SERIES, {"cell": cell, "category": policy.name}).first()
+    if row is not None:
+        return row.id, row.half_life_s
+    lat, lon = h3.cell_to_latlng(cell)
+    values = {
+        "cell": cell,
+        "category": policy.name,
+        "half_life_s": policy.half_life_s,
+        "lat": lat,
+        "lon": lon,
+        "last_bucket": bucket,
+        "last_total": 0,
+        "last_sum": 0.0,
+        "last_landmark_s": to_epoch(bucket),
+    }
+    return session.connection().execute(_NEW_SERIES, values).scalar_one(), policy.half_life_s
 
 
 def change_heat(session: Session, cell: str, bucket: datetime, policy: CategoryPolicy, amount: int) -> None:
     """Add (``amount`` = 1) or remove (-1) one event at ``bucket`` in the cell's series.
 
     The step of the event's bucket is created from the step before it if needed; that step and
-    every later one (a late report lands before them) then take the event's contribution.
+    every later one (a late report lands before them) then take the event's contribution, and
+    the series' copy of its latest step follows.
     """
-    series = _series_for(session, cell, policy)
-    rate = decay_rate(series.half_life_s)
+    connection = session.connection()
+    series_id, half_life_s = _series(session, cell, bucket, policy)
+    rate = decay_rate(half_life_s)
     t = to_epoch(bucket)
-    steps = select(HeatStep).where(HeatStep.series_id == series.id)
-    if session.scalars(steps.where(HeatStep.bucket_start == bucket)).first() is None:
-        previous = session.scalars(
-            steps.where(HeatStep.bucket_start < bucket).order_by(HeatStep.bucket_start.desc()).limit(1)
-        ).first()
-        base = DecayedSum.start(t) if previous is None else DecayedSum(previous.landmark_s, previous.decayed_sum)
+    rows = connection.execute(_STEPS_FROM_ANCHOR, {"series_id": series_id, "bucket": bucket}).all()
+    steps = [
+        {
+            "step_id": r.id,
+            "bucket": r.bucket_start,
+            "total": r.events_total,
+            "s": r.decayed_sum,
+            "landmark": r.landmark_s,
+        }
+        for r in rows
+    ]
+    if not steps or steps[0]["bucket"] != bucket:
+        previous = steps.pop(0) if steps and steps[0]["bucket"] < bucket else None
+        base = DecayedSum.start(t) if previous is None else DecayedSum(previous["landmark"], previous["s"])
         moved = base.add(t, rate, 0.0)
-        session.add(
-            HeatStep(
-                series_id=series.id,
-                bucket_start=bucket,
-                events_total=previous.events_total if previous else 0,
-                decayed_sum=moved.s,
-                landmark_s=moved.landmark,
-            )
-        )
-        session.flush()
-    for step in session.scalars(steps.where(HeatStep.bucket_start >= bucket)):
-        added = DecayedSum(step.landmark_s, step.decayed_sum).add(t, rate, float(amount))
-        step.decayed_sum = added.s
-        step.events_total += amount
+        total = previous["total"] if previous is not None else 0
+        new = {"bucket": bucket, "total": total, "s": moved.s, "landmark": moved.landmark}
+        new["step_id"] = connection.execute(
+            _NEW_STEP,
+            {
+                "series_id": series_id,
+                "bucket_start": bucket,
+                "events_total": total,
+                "decayed_sum": moved.s,
+                "landmark_s": moved.landmark,
+            },
+        ).scalar_one()
+        steps.insert(0, new)
+    for step in steps:
+        added = DecayedSum(step["landmark"], step["s"]).add(t, rate, float(amount))
+        step.update(total=step["total"] + amount, s=added.s, landmark=added.landmark)
+    connection.execute(_CHANGE_STEP, steps)
+    connection.execute(_SNAPSHOT, {**steps[-1], "series_id": series_id})
 
 
 @dataclass(frozen=True)
@@ -73,6 +132,61 @@ class HeatQuery:
     margin_deg: float = 0.02
 
 
+def _latest_step_id(moment: datetime) -> Any:
+    """Return a scalar subquery: the id of the outer series' latest step at or before ``moment``."""
+    return (
+        select(HeatStep.id)
+        .where(HeatStep.series_id == HeatSeries.id, HeatStep.bucket_start <= moment)
+        .order_by(HeatStep.bucket_start.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+
+
+def _atom_rows(session: Session, policy: CategoryPolicy, query: HeatQuery) -> list[Any]:
+    """Return (cell, half-life, total, sum, landmark, faded total) per live-looking series.
+
+    A series whose latest step is not after the moment read is answered from its copy of
+    that step; only series changed after the moment (a past ``at``) need the seek.
+    """
+    newest = query.at - timedelta(seconds=policy.publication_delay_s)
+    oldest = query.at - timedelta(seconds=policy.horizon_s(query.threshold))
+    if newest < oldest:
+        return []
+    faded_step = aliased(HeatStep)
+    faded = func.coalesce(
+        select(faded_step.events_total)
+        .where(faded_step.series_id == HeatSeries.id, faded_step.bucket_start < oldest)
+        .order_by(faded_step.bucket_start.desc())
+        .limit(1)
+        .scalar_subquery(),
+        0,
+    )
+    min_lon, min_lat, max_lon, max_lat = query.bbox
+    m = query.margin_deg
+    in_view = and_(
+        HeatSeries.category == policy.name,
+        HeatSeries.lat.between(min_lat - m, max_lat + m),
+        HeatSeries.lon.between(min_lon - m, max_lon + m),
+        HeatSeries.last_bucket >= oldest,
+    )
+    current = select(
+        HeatSeries.cell,
+        HeatSeries.half_life_s,
+        HeatSeries.last_total,
+        HeatSeries.last_sum,
+        HeatSeries.last_landmark_s,
+        faded,
+    ).where(in_view, HeatSeries.last_bucket <= newest)
+    step = aliased(HeatStep)
+    past = (
+        select(HeatSeries.cell, HeatSeries.half_life_s, step.events_total, step.decayed_sum, step.landmark_s, faded)
+        .join(step, step.id == _latest_step_id(newest))
+        .where(in_view, HeatSeries.last_bucket > newest)
+    )
+    return [*session.execute(current), *session.execute(past)]
+
+
 def read_atoms(session: Session, query: HeatQuery) -> list[Atom]:
     """Return the atoms of every series in view as they stood at ``query.at``.
 
@@ -80,52 +194,14 @@ def read_atoms(session: Session, query: HeatQuery) -> list[Atom]:
     gives the decayed sum; the latest step before the visibility window gives the count of
     events that had already faded, so the difference is the number of live events.
     """
+    at_s = to_epoch(query.at)
     atoms: list[Atom] = []
-    min_lon, min_lat, max_lon, max_lat = query.bbox
-    m = query.margin_deg
     for policy in query.policies:
-        newest = to_epoch(query.at) - policy.publication_delay_s
-        oldest = to_epoch(query.at) - policy.horizon_s(query.threshold)
-        if newest < oldest:
-            continue
-        current = aliased(HeatStep)
-        latest_id = (
-            select(HeatStep.id)
-            .where(HeatStep.series_id == HeatSeries.id, HeatStep.bucket_start <= from_epoch(newest))
-            .order_by(HeatStep.bucket_start.desc())
-            .limit(1)
-            .scalar_subquery()
-        )
-        faded_total = (
-            select(HeatStep.events_total)
-            .where(HeatStep.series_id == HeatSeries.id, HeatStep.bucket_start < from_epoch(oldest))
-            .order_by(HeatStep.bucket_start.desc())
-            .limit(1)
-            .scalar_subquery()
-        )
-        rows = session.execute(
-            select(
-                HeatSeries.cell,
-                HeatSeries.half_life_s,
-                current.events_total,
-                current.decayed_sum,
-                current.landmark_s,
-                func.coalesce(faded_total, 0),
-            )
-            .join(current, current.id == latest_id)
-            .where(
-                HeatSeries.category == policy.name,
-                HeatSeries.lat.between(min_lat - m, max_lat + m),
-                HeatSeries.lon.between(min_lon - m, max_lon + m),
-            )
-        )
-        at_s = to_epoch(query.at)
-        for cell, half_life_s, total, decayed_sum, landmark_s, faded in rows:
+        for cell, half_life_s, total, decayed_sum, landmark_s, faded in _atom_rows(session, policy, query):
             live = total - faded
-            if live <= 0:
-                continue
-            intensity = DecayedSum(landmark_s, decayed_sum).value_at(at_s, math.log(2) / half_life_s)
-            atoms.append(Atom(cell=cell, category=policy.name, intensity=intensity, live_events=live))
+            if live > 0:
+                intensity = DecayedSum(landmark_s, decayed_sum).value_at(at_s, math.log(2) / half_life_s)
+                atoms.append(Atom(cell=cell, category=policy.name, intensity=intensity, live_events=live))
     return atoms
 
 

@@ -69,7 +69,7 @@ class Report(Base):
 
 
 class HeatSeries(Base):
-    """The heat history of one category in one atom cell."""
+    """The heat history of one category in one atom cell, with a copy of its latest step."""
 
     __tablename__ = "heat_series"
 
@@ -79,6 +79,11 @@ class HeatSeries(Base):
     half_life_s: Mapped[float] = mapped_column(Float)
     lat: Mapped[float] = mapped_column(Float)
     lon: Mapped[float] = mapped_column(Float)
+    # A copy of the latest step, so that reading the heat "now" needs no seek for it.
+    last_bucket: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_total: Mapped[int] = mapped_column(Integer)
+    last_sum: Mapped[float] = mapped_column(Float)
+    last_landmark_s: Mapped[float] = mapped_column(Float)
 
     __table_args__ = (
         UniqueConstraint("cell", "category", name="uq_heat_series_cell_category"),

@@ -50,6 +50,10 @@ def upgrade() -> None:
         sa.Column("half_life_s", sa.Float(), nullable=False),
         sa.Column("lat", sa.Float(), nullable=False),
         sa.Column("lon", sa.Float(), nullable=False),
+        sa.Column("last_bucket", UTCDateTime(), nullable=False),
+        sa.Column("last_total", sa.Integer(), nullable=False),
+        sa.Column("last_sum", sa.Float(), nullable=False),
+        sa.Column("last_landmark_s", sa.Float(), nullable=False),
         sa.UniqueConstraint("cell", "category", name="uq_heat_series_cell_category"),
     )
     op.create_index("ix_heat_series_category_lat_lon", "heat_series", ["category", "lat", "lon"])
