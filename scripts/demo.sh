@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Install, create or upgrade the database, add demo data once, and serve the map.
+#
+# Environment:
+#   PORT                 port to serve on (default 8000), on 127.0.0.1 only
+#   DEMO_REPORTS         how many demo reports to add to an empty database (default 5000)
+#   DEMO_DAYS            over how many past days they spread (default 30)
+#   MAPSVC_*             the service's own settings (README.md, "Configuration"); without
+#                        MAPSVC_DATABASE_URL the data lives in instance/mapsvc.sqlite3
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+bash scripts/setup.sh
+
+.venv/bin/mapsvc db upgrade
+
+# Demo data only while the database holds no event, so a second run keeps what is there.
+events=$(.venv/bin/python -c '
+from sqlalchemy import func, select
+from mapsvc import create_app
+from mapsvc.store import get_store
+from mapsvc.store.models import Event
+with create_app().app_context(), get_store().reader() as session:
+    print(session.scalar(select(func.count()).select_from(Event)))
+')
+if [[ "$events" == 0 ]]; then
+    .venv/bin/mapsvc demo --reports "${DEMO_REPORTS:-5000}" --days "${DEMO_DAYS:-30}"
+else
+    echo "the database already holds $events events: no demo data added"
+fi
+
+exec .venv/bin/mapsvc serve --host 127.0.0.1 --port "${PORT:-8000}"
