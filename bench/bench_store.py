@@ -138,10 +138,12 @@ def main() -> None:
         rows.append((size, reports, events, build_s, rate, heat, layers))
         print(f"  measured {size:,}", file=sys.stderr)
     print()
-    print("| reports | events | build s | intake reports/s | heat median ms | heat p95 ms | heat KB "
-          "| layers median ms | layers p95 ms | layers KB |")
+    print(
+        "| reports | events | build s | intake reports/s | heat median ms | heat p95 ms | heat KB "
+        "| layers median ms | layers p95 ms | layers KB |"
+    )
     print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for size, reports, events, build_s, rate, heat, layers in rows:
+    for _size, reports, events, build_s, rate, heat, layers in rows:
         print(
             f"| {reports:,} | {events:,} | {build_s:.0f} | {rate:.0f} | {heat[0]:.1f} | {heat[1]:.1f} | "
             f"{heat[2] / 1024:.0f} | {layers[0]:.1f} | {layers[1]:.1f} | {layers[2] / 1024:.0f} |"
@@ -149,8 +151,10 @@ def main() -> None:
     if len(rows) > 1:
         first, last = rows[0], rows[-1]
         print()
-        print(f"growth {first[0]:,} -> {last[0]:,}: heat x{last[5][0] / first[5][0]:.2f}, "
-              f"layers x{last[6][0] / first[6][0]:.2f}")
+        print(
+            f"growth {first[0]:,} -> {last[0]:,}: heat x{last[5][0] / first[5][0]:.2f}, "
+            f"layers x{last[6][0] / first[6][0]:.2f}"
+        )
 
 
 if __name__ == "__main__":

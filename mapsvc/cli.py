@@ -32,10 +32,17 @@ def db_upgrade(revision: str) -> None:
     click.echo(f"database at revision {revision}")
 
 
+def require_current_schema() -> None:
+    """Stop with a clear message when the database has not been brought up to date."""
+    if not get_store().is_current():
+        raise click.ClickException("the database schema is missing or out of date: run `mapsvc db upgrade` first")
+
+
 @heat_group.command("rebuild")
 @with_appcontext
 def heat_rebuild() -> None:
     """Recompute all heat from the stored events (after changing policies or resolution)."""
+    require_current_schema()
     s = settings()
     with get_store().writing() as session:
         counted = rebuild_heat(session, s.policies, s.heat_resolution)
@@ -50,6 +57,7 @@ def heat_rebuild() -> None:
 @with_appcontext
 def serve(host: str, port: int, workers: int, threads: int) -> None:
     """Run the service with gunicorn; no access log is written."""
+    require_current_schema()
     from gunicorn.app.base import BaseApplication
 
     app = current_app._get_current_object()  # type: ignore[attr-defined]
@@ -79,6 +87,7 @@ def serve(host: str, port: int, workers: int, threads: int) -> None:
 @with_appcontext
 def demo(reports: int, days: int, seed: int | None) -> None:
     """Add realistic synthetic reports in the service area (set its city with MAPSVC_SERVICE_AREA)."""
+    require_current_schema()
     s = settings()
     made = generate(s.area, reports, s.now(), timedelta(days=days), np.random.default_rng(seed), zone=s.timezone)
     store = get_store()
@@ -112,6 +121,7 @@ def _store_batch(store: Store, batch: list[PublishedReport]) -> int:
 @with_appcontext
 def prune_command() -> None:
     """Delete events that have faded from every view and passed the retention period."""
+    require_current_schema()
     s = settings()
     with get_store().writing() as session:
         deleted = prune(session, s.policies, s.now(), s.retention, s.threshold)

@@ -73,6 +73,18 @@ def test_merge_distance_is_twice_the_mean_displacement(category):
     assert policy.merge_distance_m() == pytest.approx(2.0 * mean_displacement, rel=1e-12)
 
 
+@pytest.mark.parametrize("factor", [1.0, 6.0])
+def test_merge_factor_override_scales_the_merge_distance(factor):
+    policy = build_policies({"raid": {"merge_factor": factor}})["raid"]
+    assert policy.merge_distance_m() == pytest.approx(factor * 2.0 / (math.log(4) / 300), rel=1e-12)
+
+
+@pytest.mark.parametrize("factor", [0, -1.0, float("nan")])
+def test_merge_factor_must_be_positive(factor):
+    with pytest.raises(ValueError, match="merge_factor"):
+        build_policies({"raid": {"merge_factor": factor}})
+
+
 def test_raid_merge_distance_is_twice_the_tabled_mean():
     # privacy.md: mean displacement 433 m at r = 300 m.
     assert DEFAULT_POLICIES["raid"].merge_distance_m() == pytest.approx(2 * 433, abs=1.0)

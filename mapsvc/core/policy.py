@@ -67,10 +67,11 @@ class CategoryPolicy:
     public_markers: bool = True
     min_count_public: int = 3
     min_count_export: int = 5
+    merge_factor: float = 2.0
 
     def __post_init__(self) -> None:
         """Refuse policies that would break the privacy or decay arithmetic."""
-        positive = ("half_life_s", "fuzz_radius_m", "bucket_s")
+        positive = ("half_life_s", "fuzz_radius_m", "bucket_s", "merge_factor")
         for field_name in positive:
             value = getattr(self, field_name)
             if isinstance(value, bool) or not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
@@ -91,8 +92,8 @@ class CategoryPolicy:
         return level / self.fuzz_radius_m
 
     def merge_distance_m(self, level: float = DEFAULT_PRIVACY_LEVEL) -> float:
-        """Return the distance within which a new report merges into an event (2 x mean noise)."""
-        return 2.0 * (2.0 / self.epsilon(level))
+        """Return the distance within which a new report merges into an event (default 2 x mean noise)."""
+        return self.merge_factor * (2.0 / self.epsilon(level))
 
     def horizon_s(self, threshold: float = DEFAULT_VISIBILITY_THRESHOLD) -> float:
         """Return the age in seconds at which an event's weight falls below ``threshold``."""

@@ -9,6 +9,8 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -75,6 +77,12 @@ class Store:
     def upgrade(self, revision: str = "head") -> None:
         """Bring the schema to ``revision`` through the Alembic migrations."""
         command.upgrade(alembic_config(self.url), revision)
+
+    def is_current(self) -> bool:
+        """Return whether the schema is at the newest migration."""
+        with self.engine.connect() as connection:
+            current = MigrationContext.configure(connection).get_current_heads()
+        return set(current) == set(ScriptDirectory.from_config(alembic_config(self.url)).get_heads())
 
     def dispose(self) -> None:
         """Close every pooled connection."""

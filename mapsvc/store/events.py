@@ -272,40 +272,45 @@ def prune(
 ) -> int:
     """Delete events older than the retention period that have faded from every view.
 
-    Heat steps before the cut are deleted too, but for the last one of each series, which
-    stays as the baseline that later counts of live events subtract from.
+    Heat steps before the same cut are deleted too, but for the last one of each series,
+    which stays as the baseline that later counts of live events subtract from.
     Returns the number of events deleted.
     """
     cutoff = now - retention
-    conditions = [
-        and_(
-            Event.category == p.name,
-            Event.bucket_start < min(cutoff, now - timedelta(seconds=p.horizon_s(threshold))),
-        )
-        for p in policies.values()
-    ]
+    cuts = {p.name: min(cutoff, now - timedelta(seconds=p.horizon_s(threshold))) for p in policies.values()}
+    conditions = [and_(Event.category == name, Event.bucket_start < cut) for name, cut in cuts.items()]
     deleted = session.execute(delete(Event).where(or_(*conditions))).rowcount or 0
-    baseline = (
-        select(func.max(HeatStep.bucket_start))
-        .where(HeatStep.series_id == HeatSeries.id, HeatStep.bucket_start < cutoff)
-        .correlate(HeatSeries)
-        .scalar_subquery()
-    )
-    keep = (
-        select(HeatStep.id)
-        .join(HeatSeries, HeatSeries.id == HeatStep.series_id)
-        .where(HeatStep.bucket_start == baseline)
-    )
-    session.execute(delete(HeatStep).where(HeatStep.bucket_start < cutoff, HeatStep.id.not_in(keep)))
+    for name, cut in cuts.items():
+        baseline = (
+            select(func.max(HeatStep.bucket_start))
+            .where(HeatStep.series_id == HeatSeries.id, HeatStep.bucket_start < cut)
+            .correlate(HeatSeries)
+            .scalar_subquery()
+        )
+        keep = (
+            select(HeatStep.id)
+            .join(HeatSeries, HeatSeries.id == HeatStep.series_id)
+            .where(HeatStep.bucket_start == baseline)
+        )
+        in_category = select(HeatSeries.id).where(HeatSeries.category == name)
+        session.execute(
+            delete(HeatStep).where(
+                HeatStep.series_id.in_(in_category), HeatStep.bucket_start < cut, HeatStep.id.not_in(keep)
+            )
+        )
     return int(deleted)
 
 
 def oldest_readable(
     now: datetime, retention: timedelta, policies: Iterable[CategoryPolicy], threshold: float
 ) -> datetime:
-    """Return the earliest moment whose layers and heat are still fully held after pruning."""
+    """Return the earliest moment whose layers and heat are still fully held after pruning.
+
+    Pruning keeps what is still visible, so the present is always readable, however short
+    the retention.
+    """
     longest = max(p.horizon_s(threshold) for p in policies)
-    return now - retention + timedelta(seconds=longest)
+    return min(now - retention + timedelta(seconds=longest), now)
 
 
 def epoch_bucket(at: datetime) -> datetime:

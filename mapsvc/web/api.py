@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
@@ -10,7 +12,7 @@ import h3
 from flask import Blueprint, Response, request
 
 from mapsvc.core.heat import aggregate, allowed_resolutions, cell_polygon
-from mapsvc.core.policy import PERPETRATORS, CategoryPolicy
+from mapsvc.core.policy import PERPETRATORS
 from mapsvc.errors import InvalidInput, NotFound
 from mapsvc.settings import Settings, settings
 from mapsvc.store import get_store
@@ -103,9 +105,11 @@ def _moment(s: Settings) -> datetime:
     return min(at, now)
 
 
-def _query_categories(s: Settings) -> list[CategoryPolicy]:
+@contextmanager
+def _query_parameters() -> Iterator[None]:
+    """Answer a bad query parameter with 400, as documented; 422 is for report bodies."""
     try:
-        return parse.categories(request.args.get("category"), s.policies)
+        yield
     except InvalidInput as exc:
         exc.status = 400
         raise
@@ -115,10 +119,11 @@ def _query_categories(s: Settings) -> list[CategoryPolicy]:
 def layers() -> Response:
     """Return the visible events in a bbox at a moment as a GeoJSON FeatureCollection."""
     s = settings()
-    at = _moment(s)
-    bbox = parse.bbox(request.args.get("bbox"), s.area.bounds)
-    limit = parse.integer(request.args.get("limit"), "limit", s.layer_limit_default, 1, s.layer_limit_max)
-    wanted = _query_categories(s)
+    with _query_parameters():
+        at = _moment(s)
+        bbox = parse.bbox(request.args.get("bbox"), s.area.bounds)
+        limit = parse.integer(request.args.get("limit"), "limit", s.layer_limit_default, 1, s.layer_limit_max)
+        wanted = parse.categories(request.args.get("category"), s.policies)
     shown = [p for p in wanted if p.public_markers]
     with get_store().reader() as session:
         events, matched = layer_events(session, LayerQuery(at, bbox, shown, s.threshold, limit))
@@ -152,11 +157,14 @@ def layers() -> Response:
 def heat() -> Response:
     """Return decayed heat on H3 cells in a bbox at a moment, small cells suppressed."""
     s = settings()
-    at = _moment(s)
-    bbox = parse.bbox(request.args.get("bbox"), s.area.bounds)
     allowed = allowed_resolutions(s.heat_resolution)
-    resolution = parse.integer(request.args.get("resolution"), "resolution", s.heat_resolution, allowed[0], allowed[-1])
-    wanted = _query_categories(s)
+    with _query_parameters():
+        at = _moment(s)
+        bbox = parse.bbox(request.args.get("bbox"), s.area.bounds)
+        resolution = parse.integer(
+            request.args.get("resolution"), "resolution", s.heat_resolution, allowed[0], allowed[-1]
+        )
+        wanted = parse.categories(request.args.get("category"), s.policies)
     with get_store().reader() as session:
         margin = 2 * h3.average_hexagon_edge_length(resolution, unit="km") / 111.0
         atoms = read_atoms(session, HeatQuery(at, bbox, wanted, s.threshold, margin))

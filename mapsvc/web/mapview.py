@@ -75,6 +75,7 @@ def build_map(bounds: tuple[float, float, float, float], events: list[LayerEvent
     _local_assets(m)
     m.fit_bounds([[min_lat, min_lon], [max_lat, max_lon]])
     peak = max((c.intensity for c in cells), default=1.0) or 1.0
+    # folium's tooltips refuse a layer without features, which an empty map has.
     folium.GeoJson(
         _heat_geojson(cells),
         name="heat",
@@ -84,7 +85,7 @@ def build_map(bounds: tuple[float, float, float, float], events: list[LayerEvent
             "weight": 0.5,
             "fillOpacity": 0.15 + 0.55 * min(f["properties"]["intensity"] / peak, 1.0),
         },
-        tooltip=folium.GeoJsonTooltip(["events", "intensity"]),
+        tooltip=folium.GeoJsonTooltip(["events", "intensity"]) if cells else None,
     ).add_to(m)
     folium.GeoJson(
         _events_geojson(events),
@@ -96,7 +97,7 @@ def build_map(bounds: tuple[float, float, float, float], events: list[LayerEvent
             "fillOpacity": 0.25 + 0.65 * f["properties"]["weight"],
             "opacity": 0.4 + 0.6 * f["properties"]["weight"],
         },
-        tooltip=folium.GeoJsonTooltip(["category", "corroborations", "weight"]),
+        tooltip=folium.GeoJsonTooltip(["category", "corroborations", "weight"]) if events else None,
     ).add_to(m)
     folium.LayerControl(collapsed=True).add_to(m)
     return m

@@ -1,0 +1,124 @@
+"""Helpers shared by the test modules: reading the store, placing reports in known cells."""
+
+from __future__ import annotations
+
+import random
+import shutil
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import h3
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import func, select
+from werkzeug.test import TestResponse
+
+from mapsvc import create_app
+from mapsvc.core.policy import DEFAULT_POLICIES
+from mapsvc.store.models import Event, Report
+from tests.conftest import BISHKEK, Clock
+
+#: The atom cell (default heat resolution) that holds BISHKEK.
+HOME_CELL = h3.latlng_to_cell(*BISHKEK, 8)
+
+
+def build_app(directory: Path, template: Path, seed: int, **config: Any) -> Flask:
+    """Return an app on a copy of the migrated template, for fixtures wider than one test."""
+    database = directory / "mapsvc.sqlite3"
+    shutil.copy(template, database)
+    return create_app(
+        {
+            "TESTING": True,
+            "DATABASE_URL": f"sqlite:///{database}",
+            "CLOCK": Clock(),
+            "FUZZ_RNG": random.Random(seed),
+            **config,
+        }
+    )
+
+
+def iso(moment: datetime) -> str:
+    """Return the API's timestamp form of an aware datetime."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_iso(text: str) -> datetime:
+    """Parse the API's timestamp form."""
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+
+
+def stored_counts(app: Flask) -> tuple[int, int]:
+    """Return how many events and reports the store holds."""
+    with app.extensions["mapsvc.store"].reader() as session:
+        events = session.scalar(select(func.count()).select_from(Event))
+        reports = session.scalar(select(func.count()).select_from(Report))
+    return int(events or 0), int(reports or 0)
+
+
+def stored_events(app: Flask) -> list[Event]:
+    """Return every stored event, detached from its session."""
+    with app.extensions["mapsvc.store"].reader() as session:
+        return list(session.scalars(select(Event).order_by(Event.id)).all())
+
+
+def event_by_public_id(app: Flask, public_id: str) -> Event:
+    """Return the stored event with a public id."""
+    with app.extensions["mapsvc.store"].reader() as session:
+        return session.scalars(select(Event).where(Event.public_id == public_id)).one()
+
+
+def cell_centre(cell: str) -> tuple[float, float]:
+    """Return the centre of an H3 cell rounded as published points are (4 decimals)."""
+    lat, lon = h3.cell_to_latlng(cell)
+    return round(lat, 4), round(lon, 4)
+
+
+def sibling_cells(cell: str, count: int) -> list[str]:
+    """Return ``count`` other cells with the same parent one resolution coarser."""
+    parent = h3.cell_to_parent(cell, h3.get_resolution(cell) - 1)
+    return sorted(c for c in h3.cell_to_children(parent, h3.get_resolution(cell)) if c != cell)[:count]
+
+
+def post_device(
+    client: FlaskClient,
+    point: tuple[float, float],
+    category: str = "checkpoint",
+    occurred_at: datetime | None = None,
+    **fields: Any,
+) -> TestResponse:
+    """Post a report fuzzed on the device, so it is stored at ``point`` (rounded)."""
+    body: dict[str, Any] = {"category": category, "lat": point[0], "lon": point[1], "fuzzed_on_device": True}
+    if occurred_at is not None:
+        body["occurred_at"] = iso(occurred_at)
+    body.update(fields)
+    response = client.post("/api/reports", json=body)
+    assert response.status_code == 201, response.get_json()
+    return response
+
+
+def bucket_of(moment: datetime, category: str) -> datetime:
+    """Return the start of the category's time bucket holding ``moment`` (UTC)."""
+    bucket = DEFAULT_POLICIES[category].bucket_s
+    seconds = int(moment.timestamp())
+    return datetime.fromtimestamp(seconds - seconds % bucket, tz=UTC)
+
+
+def decay(now: datetime, bucket_start: datetime, category: str) -> float:
+    """Return privacy.md §6's weight 2^(-(now - t_event)/h) of an event of ``category``."""
+    age = (now - bucket_start) / timedelta(seconds=1)
+    return float(2.0 ** (-age / DEFAULT_POLICIES[category].half_life_s))
+
+
+def heat_cells(client: FlaskClient, **params: Any) -> dict[str, dict[str, Any]]:
+    """Return /api/heat's features as {cell: properties}."""
+    response = client.get("/api/heat", query_string=params)
+    assert response.status_code == 200, response.get_json()
+    return {f["id"]: f["properties"] for f in response.get_json()["features"]}
+
+
+def layer_ids(client: FlaskClient, **params: Any) -> list[str]:
+    """Return the event ids /api/layers shows."""
+    response = client.get("/api/layers", query_string=params)
+    assert response.status_code == 200, response.get_json()
+    return [f["id"] for f in response.get_json()["features"]]
