@@ -32,11 +32,12 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         Path(app.instance_path).mkdir(parents=True, exist_ok=True)
         app.config["DATABASE_URL"] = f"sqlite:///{Path(app.instance_path) / 'mapsvc.sqlite3'}"
 
-    from mapsvc import cli, logs, settings
+    from mapsvc import cli, i18n, logs, settings
     from mapsvc.store import init_app as init_store
     from mapsvc.web import init_app as init_web
 
     logs.init_app(app)
+    i18n.init_app(app)
     settings.init_app(app)
     init_store(app)
     init_web(app)

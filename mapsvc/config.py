@@ -13,6 +13,8 @@ DEFAULTS: dict[str, Any] = {
     "SERVICE_AREA": "bishkek",
     # IANA zone for times given without an offset (the plain form); default the city's, or UTC.
     "TIMEZONE": None,
+    # Language for browsers that state no preference: "en", "ru" or "ky".
+    "DEFAULT_LANGUAGE": "en",
     # Per-category policy overrides, e.g. {"raid": {"fuzz_radius_m": 400}}.
     "CATEGORY_OVERRIDES": {},
     # Geo-indistinguishability level: odds change at most e^level within a category's radius.

@@ -7,8 +7,9 @@ from flask import Flask
 
 def init_app(app: Flask) -> None:
     """Register the blueprints and the error handlers."""
-    from mapsvc.web import api, errors, pages
+    from mapsvc.web import api, errors, names, pages
 
     app.register_blueprint(api.bp)
     app.register_blueprint(pages.bp)
     errors.init_app(app)
+    names.init_app(app)

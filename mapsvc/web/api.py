@@ -10,6 +10,7 @@ from typing import Any
 
 import h3
 from flask import Blueprint, Response, request
+from flask_babel import gettext as _
 
 from mapsvc.core.heat import aggregate, allowed_resolutions, cell_polygon
 from mapsvc.core.policy import PERPETRATORS
@@ -61,7 +62,7 @@ def create_report() -> Response:
     """Take a report: check it, fuzz it, store it; answer with the withdrawal code."""
     data = request.get_json(silent=True)
     if not isinstance(data, dict):
-        raise InvalidInput("the body must be a JSON object", status=400)
+        raise InvalidInput(_("the body must be a JSON object"), status=400)
     report, receipt = submit(data, settings(), get_store())
     body = {
         "id": receipt.report_id,
@@ -85,12 +86,12 @@ def delete_report(report_id: str) -> Response:
     data = request.get_json(silent=True) or {}
     code = request.headers.get("X-Withdrawal-Code") or (data.get("withdrawal_code") if isinstance(data, dict) else None)
     if not isinstance(code, str) or not code:
-        raise InvalidInput("withdrawal_code is required", "withdrawal_code", status=400)
+        raise InvalidInput(_("withdrawal_code is required"), "withdrawal_code", status=400)
     s = settings()
     with get_store().writing() as session:
         withdrawn = withdraw_report(session, report_id, code, s.policies)
     if not withdrawn:
-        raise NotFound("no report with that id and withdrawal code")
+        raise NotFound(_("no report with that id and withdrawal code"))
     return Response(status=204)
 
 
@@ -99,9 +100,9 @@ def _moment(s: Settings) -> datetime:
     now = s.now()
     at = now if not request.args.get("at") else parse.moment(request.args["at"], "at")
     if at > now + s.clock_skew:
-        raise InvalidInput("at must not lie in the future", "at", status=400)
+        raise InvalidInput(_("at must not lie in the future"), "at", status=400)
     if at < oldest_readable(now, s.retention, s.policies.values(), s.threshold):
-        raise InvalidInput("at is older than the history this service keeps", "at", status=400)
+        raise InvalidInput(_("at is older than the history this service keeps"), "at", status=400)
     return min(at, now)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, Response, jsonify, render_template, request
+from flask_babel import gettext as _
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from mapsvc.errors import MapsvcError
@@ -35,7 +36,7 @@ def handle_mapsvc_error(error: MapsvcError) -> tuple[Response | str, int]:
 
 def handle_http_error(error: HTTPException) -> tuple[Response | str, int]:
     """Answer werkzeug's errors (404, 405, 413, ...) in the client's format."""
-    messages = {413: "the request body is too large"}
+    messages = {413: _("the request body is too large")}
     status = error.code or 500
     return _reply(messages.get(status, error.description or error.name), status)
 

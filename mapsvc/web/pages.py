@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, render_template, request
+from flask_babel import gettext as _
 from werkzeug.wrappers import Response
 
 from mapsvc.core.heat import aggregate
@@ -78,7 +79,7 @@ def report_withdraw() -> tuple[str, int] | Response:
     report_id = request.form.get("report_id", "").strip()
     code = request.form.get("withdrawal_code", "").strip()
     if not report_id or not code:
-        error = InvalidInput("report id and withdrawal code are required", "withdrawal_code")
+        error = InvalidInput(_("report id and withdrawal code are required"), "withdrawal_code")
         return render_template("withdraw.html", error=error), 422
     with get_store().writing() as session:
         withdrawn = withdraw_report(session, report_id, code, settings().policies)

@@ -7,6 +7,8 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, tzinfo
 from typing import Any
 
+from flask_babel import gettext as _
+
 from mapsvc.core.policy import CategoryPolicy
 from mapsvc.errors import InvalidInput
 
@@ -14,29 +16,31 @@ from mapsvc.errors import InvalidInput
 def coordinate(value: Any, field: str, low: float, high: float) -> float:
     """Return a finite number in [low, high] from JSON or form input."""
     if isinstance(value, bool) or value is None or value == "":
-        raise InvalidInput(f"{field} is required and must be a number", field)
+        raise InvalidInput(_("%(field)s is required and must be a number", field=field), field)
     try:
         number = float(value)
     except (TypeError, ValueError):
-        raise InvalidInput(f"{field} must be a number", field) from None
+        raise InvalidInput(_("%(field)s must be a number", field=field), field) from None
     if not math.isfinite(number):
-        raise InvalidInput(f"{field} must be a finite number", field)
+        raise InvalidInput(_("%(field)s must be a finite number", field=field), field)
     if not low <= number <= high:
-        raise InvalidInput(f"{field} must lie between {low:g} and {high:g}", field)
+        raise InvalidInput(
+            _("%(field)s must lie between %(low)s and %(high)s", field=field, low=f"{low:g}", high=f"{high:g}"), field
+        )
     return number
 
 
 def moment(value: Any, field: str, zone: tzinfo = UTC) -> datetime:
     """Return an aware UTC datetime from an ISO 8601 string; one without offset is in ``zone``."""
     if not isinstance(value, str) or not value.strip():
-        raise InvalidInput(f"{field} must be an ISO 8601 date-time", field)
+        raise InvalidInput(_("%(field)s must be an ISO 8601 date-time", field=field), field)
     text = value.strip()
     if text.endswith(("Z", "z")):
         text = text[:-1] + "+00:00"
     try:
         parsed = datetime.fromisoformat(text)
     except ValueError:
-        raise InvalidInput(f"{field} must be an ISO 8601 date-time", field) from None
+        raise InvalidInput(_("%(field)s must be an ISO 8601 date-time", field=field), field) from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=zone)
     return parsed.astimezone(UTC)
@@ -48,7 +52,7 @@ def choice(value: Any, field: str, allowed: Iterable[str], default: str | None =
     if value in (None, "") and default is not None:
         return default
     if not isinstance(value, str) or value not in options:
-        raise InvalidInput(f"{field} must be one of: {', '.join(options)}", field)
+        raise InvalidInput(_("%(field)s must be one of: %(options)s", field=field, options=", ".join(options)), field)
     return value
 
 
@@ -57,10 +61,10 @@ def text(value: Any, field: str, max_length: int) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str):
-        raise InvalidInput(f"{field} must be text", field)
+        raise InvalidInput(_("%(field)s must be text", field=field), field)
     stripped = value.strip()
     if len(stripped) > max_length:
-        raise InvalidInput(f"{field} must be at most {max_length} characters", field)
+        raise InvalidInput(_("%(field)s must be at most %(n)s characters", field=field, n=max_length), field)
     return stripped or None
 
 
@@ -72,7 +76,7 @@ def flag(value: Any, field: str) -> bool:
         return value
     if isinstance(value, str) and value.lower() in {"1", "true", "on", "yes", "0", "false", "off", "no"}:
         return value.lower() in {"1", "true", "on", "yes"}
-    raise InvalidInput(f"{field} must be true or false", field)
+    raise InvalidInput(_("%(field)s must be true or false", field=field), field)
 
 
 def bbox(value: str | None, default: tuple[float, float, float, float]) -> tuple[float, float, float, float]:
@@ -81,13 +85,13 @@ def bbox(value: str | None, default: tuple[float, float, float, float]) -> tuple
         return default
     parts = str(value).split(",")
     if len(parts) != 4:
-        raise InvalidInput("bbox must be four numbers: minLon,minLat,maxLon,maxLat", "bbox")
+        raise InvalidInput(_("bbox must be four numbers: minLon,minLat,maxLon,maxLat"), "bbox")
     min_lon = coordinate(parts[0], "bbox", -180, 180)
     min_lat = coordinate(parts[1], "bbox", -90, 90)
     max_lon = coordinate(parts[2], "bbox", -180, 180)
     max_lat = coordinate(parts[3], "bbox", -90, 90)
     if min_lon >= max_lon or min_lat >= max_lat:
-        raise InvalidInput("bbox minimums must be smaller than its maximums", "bbox")
+        raise InvalidInput(_("bbox minimums must be smaller than its maximums"), "bbox")
     return (min_lon, min_lat, max_lon, max_lat)
 
 
@@ -98,7 +102,9 @@ def categories(value: str | None, policies: Mapping[str, CategoryPolicy]) -> lis
     names = [name.strip() for name in str(value).split(",") if name.strip()]
     unknown = [name for name in names if name not in policies]
     if unknown or not names:
-        raise InvalidInput(f"category must be a comma-separated list of: {', '.join(policies)}", "category")
+        raise InvalidInput(
+            _("category must be a comma-separated list of: %(options)s", options=", ".join(policies)), "category"
+        )
     return [policies[name] for name in dict.fromkeys(names)]
 
 
@@ -109,7 +115,7 @@ def integer(value: str | None, field: str, default: int, low: int, high: int) ->
     try:
         number = int(str(value))
     except ValueError:
-        raise InvalidInput(f"{field} must be a whole number", field) from None
+        raise InvalidInput(_("%(field)s must be a whole number", field=field), field) from None
     if not low <= number <= high:
-        raise InvalidInput(f"{field} must lie between {low} and {high}", field)
+        raise InvalidInput(_("%(field)s must lie between %(low)s and %(high)s", field=field, low=low, high=high), field)
     return number

@@ -8,6 +8,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from flask_babel import gettext as _
+
 from mapsvc.core.decay import floor_to_bucket
 from mapsvc.core.fuzz import fuzz_point
 from mapsvc.core.policy import PERPETRATORS
@@ -32,7 +34,7 @@ def publish(data: Mapping[str, Any], settings: Settings) -> PublishedReport:
     """
     unknown = sorted(set(data) - FIELDS)
     if unknown:
-        raise InvalidInput(f"unknown field: {unknown[0]}", unknown[0])
+        raise InvalidInput(_("unknown field: %(field)s", field=unknown[0]), unknown[0])
     category = parse.choice(data.get("category"), "category", settings.policies)
     policy = settings.policies[category]
     lat = parse.coordinate(data.get("lat"), "lat", -90, 90)
@@ -41,7 +43,7 @@ def publish(data: Mapping[str, Any], settings: Settings) -> PublishedReport:
     # A point fuzzed on the device may have been carried a little outside by the noise.
     reach = DEVICE_NOISE_REACH_RADII * policy.fuzz_radius_m if on_device else 0.0
     if settings.area.distance_m(lat, lon) > reach:
-        raise InvalidInput("lat/lon lie outside the service area", "lat")
+        raise InvalidInput(_("lat/lon lie outside the service area"), "lat")
     now = settings.now()
     occurred = (
         now
@@ -49,9 +51,11 @@ def publish(data: Mapping[str, Any], settings: Settings) -> PublishedReport:
         else parse.moment(data["occurred_at"], "occurred_at", settings.timezone)
     )
     if occurred > now + settings.clock_skew:
-        raise InvalidInput("occurred_at is in the future", "occurred_at")
+        raise InvalidInput(_("occurred_at is in the future"), "occurred_at")
     if occurred < now - settings.max_report_age:
-        raise InvalidInput(f"occurred_at is more than {settings.max_report_age.days} days ago", "occurred_at")
+        raise InvalidInput(
+            _("occurred_at is more than %(days)s days ago", days=settings.max_report_age.days), "occurred_at"
+        )
     perpetrator = parse.choice(data.get("perpetrator"), "perpetrator", PERPETRATORS, default="unknown")
     details = parse.text(data.get("details"), "details", settings.details_max_length)
     if not on_device:
