@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from flask import Flask, current_app, request
-from flask_babel import Babel
+from flask_babel import Babel, get_locale
 
 LANGUAGES = ("ru", "ky", "en")
 DEFAULT_LANGUAGE = "en"
@@ -43,3 +43,4 @@ def init_app(app: Flask) -> None:
     Babel(app, locale_selector=select_language)
     app.after_request(remember_language)
     app.jinja_env.globals["LANGUAGES"] = LANGUAGES
+    app.jinja_env.globals["get_locale"] = get_locale
