@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 
 import h3
 
@@ -78,7 +79,12 @@ def aggregate(atoms: Iterable[Atom], resolution: int, min_counts: Mapping[str, i
     return [HeatCell(cell, intensity, events) for cell, (intensity, events) in sorted(totals.items())]
 
 
+@lru_cache(maxsize=65536)
+def _ring(cell: str) -> tuple[tuple[float, float], ...]:
+    ring = tuple((round(lon, 5), round(lat, 5)) for lat, lon in h3.cell_to_boundary(cell))
+    return (*ring, ring[0])
+
+
 def cell_polygon(cell: str) -> list[list[float]]:
     """Return the cell's boundary as a closed GeoJSON ring of [lon, lat] pairs, 5 decimals."""
-    ring = [[round(lon, 5), round(lat, 5)] for lat, lon in h3.cell_to_boundary(cell)]
-    return [*ring, ring[0]]
+    return [list(point) for point in _ring(cell)]

@@ -67,10 +67,12 @@ def upgrade() -> None:
         sa.Column("landmark_s", sa.Float(), nullable=False),
         sa.UniqueConstraint("series_id", "bucket_start", name="uq_heat_steps_series_bucket"),
     )
+    op.create_index("ix_heat_steps_series_bucket_total", "heat_steps", ["series_id", "bucket_start", "events_total"])
 
 
 def downgrade() -> None:
     """Drop the tables."""
+    op.drop_index("ix_heat_steps_series_bucket_total", "heat_steps")
     op.drop_table("heat_steps")
     op.drop_index("ix_heat_series_category_lat_lon", "heat_series")
     op.drop_table("heat_series")
