@@ -80,11 +80,7 @@ def aggregate(atoms: Iterable[Atom], resolution: int, min_counts: Mapping[str, i
 
 
 @lru_cache(maxsize=65536)
-def _ring(cell: str) -> tuple[tuple[float, float], ...]:
+def cell_polygon(cell: str) -> tuple[tuple[float, float], ...]:
+    """Return the cell's boundary as a closed GeoJSON ring of (lon, lat) pairs, 5 decimals."""
     ring = tuple((round(lon, 5), round(lat, 5)) for lat, lon in h3.cell_to_boundary(cell))
     return (*ring, ring[0])
-
-
-def cell_polygon(cell: str) -> list[list[float]]:
-    """Return the cell's boundary as a closed GeoJSON ring of [lon, lat] pairs, 5 decimals."""
-    return [list(point) for point in _ring(cell)]
