@@ -30,6 +30,20 @@ DEFAULTS: dict[str, Any] = {
     "LAYER_LIMIT_DEFAULT": 1000,
     "LAYER_LIMIT_MAX": 10000,
     "MAX_CONTENT_LENGTH": 16 * 1024,
+    # Map tiles: fetched by the service from this upstream (empty: no tiles, a plain background),
+    # cached on disk (default: the instance folder's tiles/), never fetched by the phone itself.
+    "TILE_URL": "https://tile.openstreetmap.org/{z}/{x}/{y}.png",
+    "TILE_ATTRIBUTION": "© OpenStreetMap contributors",
+    "TILE_CACHE_DIR": None,
+    "TILE_CACHE_DAYS": 30,
+    "TILE_MAX_ZOOM": 19,
+    "TILE_TIMEOUT_S": 5,
+    "TILE_RETRY_AFTER_S": 60,
+    "TILE_USER_AGENT": "mapsvc/0.1 (community safety map; tile proxy with on-disk cache)",
+    # Where the quick-exit button and the Escape key send the phone (replacing this page).
+    "QUICK_EXIT_URL": "https://www.google.com/",
+    # How often an open map fetches its layers again, in seconds.
+    "MAP_REFRESH_S": 60,
     # Tests inject these; production uses the system clock and a cryptographic source.
     "CLOCK": None,
     "FUZZ_RNG": None,

@@ -14,8 +14,6 @@ from shapely.geometry import mapping
 from sqlalchemy import delete, inspect, text
 
 from mapsvc.core.area import ServiceArea
-from mapsvc.core.heat import HeatCell
-from mapsvc.store.events import LayerEvent
 from mapsvc.store.models import HeatSeries, HeatStep
 from mapsvc.web.mapview import build_map
 from tests.conftest import BISHKEK, NOW
@@ -241,39 +239,42 @@ def test_map_page_loads_only_local_assets(client, filled):
     page = Tags(client.get("/").get_data(as_text=True))
 
     sources = [a.get("src") for a in page.find("script") if a.get("src")]
-    sources += [a.get("href") for a in page.find("link") if a.get("href")]
+    sources += [a.get("href") for a in page.find("link") if a.get("href") and a.get("rel") == "stylesheet"]
 
-    assert any(s.endswith("leaflet.js") for s in sources)
+    assert any(s.split("?")[0].endswith("leaflet.js") for s in sources)
     assert all(s.startswith("/static/") for s in sources), sources
     for source in sources:
         with client.get(source) as asset:
             assert asset.status_code == 200, source
 
 
-def _map_of(app, events: list[LayerEvent], cells: list[HeatCell]) -> Any:
+def _map_of(app, tiles: bool = False) -> Any:
     with app.test_request_context():
-        return build_map(AREA.bounds, events, cells)
+        return build_map(AREA.bounds, tiles, "© OpenStreetMap contributors")
 
 
-EVENT = LayerEvent("e1", "raid", "police", HOME[0], HOME[1], datetime(2026, 6, 15, 20, tzinfo=UTC), 2, 0.8)
-CELL = HeatCell(HOME_CELL, 1.75, 3)
+def test_map_without_tiles_has_no_tile_layer(app):
+    children = _map_of(app).to_dict()["children"]
+
+    assert sorted(c["name"] for c in children.values()) == ["FitBounds"]
 
 
-def test_map_has_no_tile_layer_from_elsewhere(app):
-    children = _map_of(app, [EVENT], [CELL]).to_dict()["children"]
+def test_map_tiles_come_through_this_service(app):
+    [layer] = [c for c in _map_of(app, tiles=True)._children.values() if type(c).__name__ == "TileLayer"]
 
-    assert sorted(c["name"] for c in children.values()) == ["FitBounds", "GeoJson", "GeoJson", "LayerControl"]
+    assert layer.tiles == "/tiles/{z}/{x}/{y}.png"
+    assert "OpenStreetMap" in layer.options["attribution"]
 
 
 def test_map_assets_are_served_here(app):
-    m = _map_of(app, [], [])
+    m = _map_of(app)
 
     assert all(url.startswith("/static/") for _, url in m.default_js + m.default_css)
 
 
 def test_map_fits_the_service_area(app):
     min_lon, min_lat, max_lon, max_lat = AREA.bounds
-    [fit] = [c for c in _map_of(app, [], [])._children.values() if type(c).__name__ == "FitBounds"]
+    [fit] = [c for c in _map_of(app)._children.values() if type(c).__name__ == "FitBounds"]
 
     assert [list(corner) for corner in fit.bounds] == [
         pytest.approx([min_lat, min_lon]),
@@ -281,29 +282,12 @@ def test_map_fits_the_service_area(app):
     ]
 
 
-def test_map_layers_hold_the_events_and_cells(app):
-    layers = {
-        c.layer_name: c.data for c in _map_of(app, [EVENT], [CELL])._children.values() if type(c).__name__ == "GeoJson"
-    }
-
-    [marker] = layers["events"]["features"]
-    assert marker["geometry"]["coordinates"] == pytest.approx([HOME[1], HOME[0]])
-    assert marker["properties"]["category"] == "raid"
-    assert marker["properties"]["corroborations"] == 2
-    [cell] = layers["heat"]["features"]
-    assert cell["properties"] == {"intensity": pytest.approx(1.75), "events": 3}
-    ring = cell["geometry"]["coordinates"][0]
-    assert ring[0] == ring[-1]
-    lon, lat = (sum(c) / (len(ring) - 1) for c in zip(*ring[:-1], strict=True))
-    assert h3.latlng_to_cell(lat, lon, 8) == HOME_CELL
-
-
 def test_report_form_works_without_javascript(client):
     page = Tags(client.get("/report").get_data(as_text=True))
 
     [form] = page.find("form")
     assert form["method"] == "post" and form["action"] == "/report"
-    assert page.find("script") == []
+    assert [a["src"].split("?")[0] for a in page.find("script")] == ["/static/js/exit.js"]  # quick exit only
     names = {a.get("name") for t, a in page.tags if t in {"input", "select", "textarea"}}
     assert {"category", "lat", "lon", "occurred_at", "perpetrator", "details"} <= names
     assert page.find("button", type="submit")
@@ -411,4 +395,4 @@ def test_withdraw_form_page_works_without_javascript(client):
     page = Tags(client.get("/report/withdraw").get_data(as_text=True))
 
     assert page.find("form", method="post", action="/report/withdraw")
-    assert page.find("script") == []
+    assert [a["src"].split("?")[0] for a in page.find("script")] == ["/static/js/exit.js"]  # quick exit only

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import h3
@@ -13,7 +13,7 @@ from flask import Blueprint, Response, request
 from flask_babel import gettext as _
 
 from mapsvc.core.heat import aggregate, allowed_resolutions, cell_polygon
-from mapsvc.core.policy import PERPETRATORS
+from mapsvc.core.policy import PERPETRATORS, CategoryPolicy
 from mapsvc.errors import InvalidInput, NotFound
 from mapsvc.settings import Settings, settings
 from mapsvc.store import get_store
@@ -46,15 +46,18 @@ def json_response(body: Any, status: int = 200, cache: bool = False) -> Response
 @bp.get("/categories")
 def categories() -> Response:
     """List the categories with the policy a client needs (fuzz radius, decay, markers)."""
-    s = settings()
-    body = {
+    return json_response(categories_body(settings()), cache=True)
+
+
+def categories_body(s: Settings) -> dict[str, Any]:
+    """Return what ``/api/categories`` answers; the map page embeds the same document."""
+    return {
         "privacy_level": s.level,
         "visibility_threshold": s.threshold,
         "categories": [p.as_public_dict(s.level) for p in s.policies.values()],
         "perpetrators": list(PERPETRATORS),
         "service_area": {"bbox": list(s.area.bounds)},
     }
-    return json_response(body, cache=True)
 
 
 @bp.post("/reports")
@@ -106,6 +109,23 @@ def _moment(s: Settings) -> datetime:
     return min(at, now)
 
 
+def _since(at: datetime, s: Settings) -> datetime | None:
+    """Return the ``since`` parameter: list the events of [since, at], faded ones too."""
+    if not request.args.get("since"):
+        return None
+    since = parse.moment(request.args["since"], "since")
+    if since >= at or at - since > timedelta(days=31):
+        raise InvalidInput(_("since must lie before at, and at most 31 days before it"), "since", status=400)
+    return since
+
+
+def _threshold_since(at: datetime, since: datetime, policies: list[CategoryPolicy], threshold: float) -> float:
+    """Return a weight threshold low enough that no event of [since, at] is left out."""
+    age_s = (at - since).total_seconds()
+    lowest = min((2.0 ** (-age_s / p.half_life_s) for p in policies), default=threshold)
+    return min(threshold, lowest * 0.999)
+
+
 @contextmanager
 def _query_parameters() -> Iterator[None]:
     """Answer a bad query parameter with 400, as documented; 422 is for report bodies."""
@@ -125,9 +145,14 @@ def layers() -> Response:
         bbox = parse.bbox(request.args.get("bbox"), s.area.bounds)
         limit = parse.integer(request.args.get("limit"), "limit", s.layer_limit_default, 1, s.layer_limit_max)
         wanted = parse.categories(request.args.get("category"), s.policies)
+        since = _since(at, s)
     shown = [p for p in wanted if p.public_markers]
+    threshold = s.threshold if since is None else _threshold_since(at, since, shown, s.threshold)
     with get_store().reader() as session:
-        events, matched = layer_events(session, LayerQuery(at, bbox, shown, s.threshold, limit))
+        events, matched = layer_events(session, LayerQuery(at, bbox, shown, threshold, limit))
+    if since is not None:
+        events = [e for e in events if e.bucket_start >= since]
+        matched = len(events)
     features = [
         {
             "type": "Feature",

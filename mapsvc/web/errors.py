@@ -14,7 +14,7 @@ log = logging.getLogger(__name__)
 
 
 def _wants_json() -> bool:
-    if request.path.startswith("/api/"):
+    if request.path.startswith(("/api/", "/tiles/")):
         return True
     best = request.accept_mimetypes.best_match(["application/json", "text/html"])
     return best == "application/json"

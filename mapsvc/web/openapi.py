@@ -271,6 +271,11 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                     "parameters": [
                         *_VIEW_PARAMETERS,
                         _query(
+                            "since",
+                            "list the events of [since, at], faded ones too (at most 31 days)",
+                            {"type": "string", "format": "date-time"},
+                        ),
+                        _query(
                             "limit",
                             "most events returned, heaviest first",
                             {"type": "integer", "minimum": 1, "maximum": settings.layer_limit_max},

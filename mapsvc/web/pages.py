@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, render_template, request
+import re
+
+from flask import Blueprint, current_app, render_template, request
 from flask_babel import gettext as _
 from werkzeug.wrappers import Response
 
-from mapsvc.core.heat import aggregate
 from mapsvc.core.policy import PERPETRATORS
 from mapsvc.errors import InvalidInput, MapsvcError
 from mapsvc.settings import settings
 from mapsvc.store import get_store
-from mapsvc.store.events import LayerQuery, layer_events, withdraw_report
-from mapsvc.store.heat import HeatQuery, read_atoms
+from mapsvc.store.events import withdraw_report
+from mapsvc.web.delivery import csp_nonce
+from mapsvc.web.mapconfig import page_config, symbol
 from mapsvc.web.mapview import build_map
 from mapsvc.web.reporting import submit
 
@@ -21,26 +23,31 @@ bp = Blueprint("pages", __name__)
 
 @bp.get("/")
 def index() -> str:
-    """Show the map of current events and heat over the whole service area."""
+    """Show the map: folium draws the base map; the page's script draws and refreshes the layers."""
     s = settings()
-    now = s.now()
-    bounds = s.area.bounds
-    policies = list(s.policies.values())
-    with get_store().reader() as session:
-        markers = [p for p in policies if p.public_markers]
-        events, _ = layer_events(session, LayerQuery(now, bounds, markers, s.threshold, s.layer_limit_default))
-        atoms = read_atoms(session, HeatQuery(now, bounds, policies, s.threshold))
-    cells = aggregate(atoms, s.heat_resolution, {p.name: p.min_count_public for p in policies})
-    root = build_map(bounds, events, cells).get_root()
+    attribution = current_app.config["TILE_ATTRIBUTION"]
+    m = build_map(s.area.bounds, bool(current_app.config["TILE_URL"]), attribution)
+    root = m.get_root()
     root.render()
     return render_template(
         "map.html",
-        map_header=root.header.render(),
+        map_header=folium_header(root.header.render(), csp_nonce()),
         map_body=root.html.render(),
         map_script=root.script.render(),
-        now=now,
-        shown=len(events),
+        map_name=m.get_name(),
+        map_config=page_config(s),
+        categories=list(s.policies),
+        symbol=symbol,
     )
+
+
+def folium_header(html: str, nonce: str) -> str:
+    """Give folium's inline blocks the page's CSP nonce; drop its zoom-blocking viewport and charset.
+
+    The page's own viewport lets people zoom, as screen magnifier users need.
+    """
+    html = re.sub(r"<meta[^>]*(viewport|content-type)[^>]*>", "", html, flags=re.DOTALL)
+    return re.sub(r"<(style|script)>", rf'<\1 nonce="{nonce}">', html)
 
 
 def _form_context(values: dict[str, str] | None = None, error: MapsvcError | None = None) -> dict:  # type: ignore[type-arg]

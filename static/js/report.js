@@ -1,0 +1,204 @@
+/* mapsvc: the 30-second report. The point is fuzzed on this phone before it is sent; only the
+ * fuzzed point is ever sent or kept (also in the offline queue). Receipts stay on this phone. */
+(function () {
+  "use strict";
+  var M = window.mapsvcMap, F = window.mapsvcFuzz, S = M.S, cfg = M.cfg, map = M.map;
+  var QUEUE = "mapsvc.queue", MINE = "mapsvc.mine";
+  var sheet = document.getElementById("report-flow");
+  var state = {};
+  var drawn = L.layerGroup().addTo(map);
+
+  function load(key) { try { return JSON.parse(localStorage.getItem(key) || "[]"); } catch (e) { return []; } }
+  function save(key, list) { try { localStorage.setItem(key, JSON.stringify(list)); } catch (e) { /* full or private */ } }
+  function $(sel) { return sheet.querySelector(sel); }
+  function message(name, text) { $("[data-message=" + name + "]").textContent = text; }
+
+  function step(name) {
+    Array.prototype.forEach.call(sheet.querySelectorAll("[data-step]"), function (el) {
+      el.hidden = el.getAttribute("data-step") !== name;
+    });
+    state.step = name;
+    sheet.setAttribute("data-current", name);
+    var first = $("[data-step=" + name + "] button, [data-step=" + name + "] select");
+    if (first) first.focus(); else document.getElementById("flow-title").focus();
+  }
+
+  function open(event) {
+    event.preventDefault();
+    state = {};
+    drawn.clearLayers();
+    sheet.hidden = false;
+    document.body.classList.add("reporting");
+    $("[data-earlier]").hidden = true;
+    $("[data-withdraw]").hidden = true;
+    message("place", "");
+    message("code", "");
+    document.getElementById("flow-details").value = "";
+    step("category");
+  }
+
+  function close() {
+    sheet.hidden = true;
+    document.body.classList.remove("reporting");
+    drawn.clearLayers();
+    state = {};
+    document.getElementById("report-open").focus();
+  }
+
+  function inArea(lat, lon) {
+    var b = cfg.policy.service_area.bbox, m = 0.05;
+    return lon >= b[0] - m && lat >= b[1] - m && lon <= b[2] + m && lat <= b[3] + m;
+  }
+
+  function placeChosen(lat, lon) {
+    if (!inArea(lat, lon)) { message("place", S("outside")); return; }
+    state.lat = lat;
+    state.lon = lon;
+    drawn.clearLayers();
+    // The true point is shown only on this screen, and only until the preview replaces it.
+    drawn.addLayer(L.circleMarker([lat, lon], { radius: 8, color: "#111", weight: 3, fillOpacity: 0 }));
+    step("when");
+  }
+
+  function here() {
+    message("place", S("here_wait"));
+    navigator.geolocation.getCurrentPosition(function (pos) {
+      placeChosen(pos.coords.latitude, pos.coords.longitude);
+    }, function () { message("place", S("here_failed")); }, { enableHighAccuracy: true, timeout: 15000, maximumAge: 30000 });
+  }
+
+  function policy() { return M.policies[state.category]; }
+
+  /** Fuzz on the device and show the circle around the fuzzed point (never around the truth). */
+  function preview() {
+    var p = policy(), fuzzed = F.fuzzSticky(state.lat, state.lon, p.epsilon_per_m);
+    state.lat = state.lon = undefined; // forget the true point
+    state.fuzzed = fuzzed;
+    var radius = F.inverseRadialCdf(0.9, p.epsilon_per_m);
+    drawn.clearLayers();
+    var circle = L.circle([fuzzed.lat, fuzzed.lon], { radius: radius, color: "#b2182b", weight: 2, fillOpacity: 0.08 });
+    var icon = L.divIcon({ html: p.symbol, className: "sym", iconSize: [28, 28], iconAnchor: [14, 14] });
+    drawn.addLayer(circle).addLayer(L.marker([fuzzed.lat, fuzzed.lon], { icon: icon, keyboard: false }));
+    map.fitBounds(circle.getBounds(), { paddingBottomRight: [0, 0], maxZoom: 16 });
+    message("preview", S("preview"));
+    sheet.setAttribute("data-fuzzed", fuzzed.lat + "," + fuzzed.lon);
+    step("preview");
+  }
+
+  function body() {
+    var b = { category: state.category, lat: state.fuzzed.lat, lon: state.fuzzed.lon, fuzzed_on_device: true };
+    b.perpetrator = document.getElementById("flow-perpetrator").value;
+    var details = document.getElementById("flow-details").value.trim();
+    if (details) b.details = details;
+    b.occurred_at = M.iso(new Date(M.serverNow().getTime() - state.hours * 3600000));
+    return b;
+  }
+
+  /** POST one report; resolves to "sent", rejects with "offline" or the server's message. */
+  function post(report) {
+    return fetch(cfg.urls.reports, {
+      method: "POST", headers: { "Content-Type": "application/json", Accept: "application/json" },
+      body: JSON.stringify(report), credentials: "same-origin", cache: "no-store"
+    }).then(function (r) {
+      return r.json().then(function (answer) {
+        if (!r.ok) throw new Error(answer.error || String(r.status));
+        var mine = load(MINE);
+        mine.push({ id: answer.id, code: answer.withdrawal_code, category: report.category, at: report.occurred_at });
+        save(MINE, mine);
+        listMine();
+        return answer;
+      });
+    }, function () { throw new Error("offline"); });
+  }
+
+  function send() {
+    var report = body();
+    message("done", S("sending"));
+    step("done");
+    var attempt = navigator.onLine === false ? Promise.reject(new Error("offline")) : post(report);
+    attempt.then(function (answer) {
+      message("done", S("sent"));
+      message("code", S("code", { code: answer.withdrawal_code }));
+      state.receipt = answer;
+      $("[data-withdraw]").hidden = false;
+      M.refresh();
+    }, function (error) {
+      if (error.message !== "offline") { message("done", S("failed", { error: error.message })); return; }
+      var queue = load(QUEUE);
+      queue.push(report);
+      save(QUEUE, queue);
+      message("done", S("queued"));
+    });
+  }
+
+  /** Send what was saved while offline, oldest first. */
+  function flushQueue() {
+    var queue = load(QUEUE);
+    if (!queue.length || navigator.onLine === false) return;
+    var report = queue[0];
+    post(report).then(function () {
+      save(QUEUE, load(QUEUE).slice(1));
+      document.getElementById("map-status").textContent = S("queued_sent");
+      M.refresh();
+      flushQueue();
+    }, function (error) {
+      if (error.message !== "offline") save(QUEUE, load(QUEUE).slice(1)); // refused: do not retry forever
+    });
+  }
+
+  function withdraw(id, code) {
+    return fetch(cfg.urls.reports + "/" + encodeURIComponent(id), {
+      method: "DELETE", headers: { "X-Withdrawal-Code": code }, credentials: "same-origin", cache: "no-store"
+    }).then(function (r) {
+      if (r.status !== 204 && r.status !== 404) throw new Error(String(r.status));
+      save(MINE, load(MINE).filter(function (m) { return m.id !== id; }));
+      listMine();
+      M.refresh();
+    });
+  }
+
+  function listMine() {
+    var mine = load(MINE), list = document.getElementById("my-reports-list");
+    document.getElementById("my-reports").hidden = !mine.length;
+    list.textContent = "";
+    mine.forEach(function (m) {
+      var li = document.createElement("li"), button = document.createElement("button");
+      li.textContent = S("my_report", { category: (M.policies[m.category] || {}).label || m.category, time: M.ago(m.at) }) + " ";
+      button.type = "button";
+      button.className = "link";
+      button.textContent = S("withdraw");
+      button.addEventListener("click", function () {
+        withdraw(m.id, m.code).catch(function () { alert(S("withdraw_failed")); });
+      });
+      li.appendChild(button);
+      list.appendChild(li);
+    });
+  }
+
+  sheet.addEventListener("click", function (event) {
+    var t = event.target.closest("button");
+    if (!t) return;
+    if (t.hasAttribute("data-category")) { state.category = t.getAttribute("data-category"); message("place", S("tap_map")); step("place"); }
+    else if (t.getAttribute("data-place") === "here") here();
+    else if (t.getAttribute("data-when") === "earlier") { $("[data-earlier]").hidden = false; $("[data-earlier] button").focus(); }
+    else if (t.hasAttribute("data-when")) { state.hours = Number(t.getAttribute("data-when")); step("details"); }
+    else if (t.getAttribute("data-next") === "preview") preview();
+    else if (t.hasAttribute("data-send")) send();
+    else if (t.hasAttribute("data-withdraw")) {
+      withdraw(state.receipt.id, state.receipt.withdrawal_code).then(function () {
+        message("done", S("withdrawn")); message("code", ""); t.hidden = true;
+      }, function () { message("done", S("withdraw_failed")); });
+    } else if (t.hasAttribute("data-cancel")) close();
+  });
+  map.on("click", function (event) {
+    if (!sheet.hidden && state.step === "place") placeChosen(event.latlng.lat, event.latlng.lng);
+  });
+  document.getElementById("report-open").addEventListener("click", open);
+  document.getElementById("forget").addEventListener("click", function () {
+    [MINE, F.STICKY_KEY].forEach(function (k) { localStorage.removeItem(k); });
+    listMine();
+  });
+  window.addEventListener("online", flushQueue);
+  listMine();
+  flushQueue();
+})();

@@ -1,0 +1,122 @@
+"""Map tiles through the service: cached, fetched with our own headers only, checked input."""
+
+from __future__ import annotations
+
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from mapsvc.web import tiles
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+
+
+class Upstream:
+    """A fake tile server on loopback that records what it was asked and with which headers."""
+
+    def __init__(self) -> None:
+        self.requests: list[tuple[str, dict[str, str]]] = []
+        upstream = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                upstream.requests.append((self.path, dict(self.headers)))
+                self.send_response(200)
+                self.send_header("Content-Type", "image/png")
+                self.end_headers()
+                self.wfile.write(PNG)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/{{z}}/{{x}}/{{y}}.png"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join()
+
+
+@pytest.fixture
+def upstream(app_config, tmp_path):
+    server = Upstream()
+    app_config.update(TILE_URL=server.url, TILE_CACHE_DIR=str(tmp_path / "tiles"))
+    tiles.reset_upstream_state()
+    yield server
+    server.close()
+    tiles.reset_upstream_state()
+
+
+def test_a_tile_comes_from_the_upstream_and_then_from_the_cache(upstream, client, tmp_path):
+    first = client.get("/tiles/12/3050/1520.png")
+    second = client.get("/tiles/12/3050/1520.png")
+
+    assert first.status_code == second.status_code == 200
+    assert first.mimetype == "image/png" and first.get_data() == PNG == second.get_data()
+    assert [path for path, _ in upstream.requests] == ["/12/3050/1520.png"]
+    assert (tmp_path / "tiles" / "12" / "3050" / "1520.png").read_bytes() == PNG
+
+
+def test_the_upstream_sees_nothing_of_the_client(upstream, client):
+    client.get(
+        "/tiles/3/1/2.png",
+        headers={
+            "X-Forwarded-For": "203.0.113.9",
+            "Cookie": "lang=ru",
+            "Accept-Language": "ky",
+            "Referer": "http://mapsvc.local/",
+            "User-Agent": "PhoneBrowser/1.0",
+        },
+        environ_base={"REMOTE_ADDR": "203.0.113.9"},
+    )
+
+    [(_, headers)] = upstream.requests
+    sent = " ".join(f"{k}: {v}" for k, v in headers.items())
+    assert headers["User-Agent"].startswith("mapsvc/")
+    for leak in ("203.0.113.9", "lang=ru", "ky", "mapsvc.local", "PhoneBrowser", "Cookie", "Referer"):
+        assert leak not in sent
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/tiles/20/0/0.png", "/tiles/3/8/0.png", "/tiles/3/0/8.png", "/tiles/-1/0/0.png", "/tiles/a/0/0.png"],
+)
+def test_bad_tile_coordinates_are_refused_with_json(upstream, client, path):
+    response = client.get(path)
+
+    assert 400 <= response.status_code < 500
+    assert response.is_json and "error" in response.get_json()
+    assert upstream.requests == []
+
+
+def test_an_unreachable_upstream_gives_a_quick_503(app_config, client, tmp_path):
+    client.application.config.update(
+        TILE_URL="http://127.0.0.1:9/{z}/{x}/{y}.png", TILE_TIMEOUT_S=1, TILE_CACHE_DIR=str(tmp_path / "none")
+    )
+    tiles.reset_upstream_state()
+
+    response = client.get("/tiles/1/0/0.png")
+
+    assert response.status_code == 503 and response.is_json
+    tiles.reset_upstream_state()
+
+
+def test_a_cached_tile_is_served_while_the_upstream_is_down(app_config, client, tmp_path):
+    cached = tmp_path / "cache" / "2" / "1" / "1.png"
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(PNG)
+    client.application.config.update(
+        TILE_URL="http://127.0.0.1:9/{z}/{x}/{y}.png", TILE_CACHE_DIR=str(tmp_path / "cache")
+    )
+
+    assert client.get("/tiles/2/1/1.png").get_data() == PNG
+
+
+def test_no_tiles_when_none_are_configured(app_config, client):
+    client.application.config["TILE_URL"] = ""
+
+    assert client.get("/tiles/1/0/0.png").status_code == 404
