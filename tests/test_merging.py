@@ -247,3 +247,44 @@ def test_single_draw_check_rejects_averaged_points(published):
 
     with pytest.raises(AssertionError):
         _assert_single_draw(_errors(published.truths, centroids), published.epsilon)
+
+
+# --- the organisation's knob: a larger merge distance for integrations that repeat points ----
+
+
+def _single_event_places(app, places: int, repeats: int) -> int:
+    """Report ``places`` true points ``repeats`` times each, one hour bucket per place."""
+    rng = np.random.default_rng(6)
+    min_lon, min_lat, max_lon, max_lat = INNER
+    with app.app_context():
+        s, store = settings(), get_store()
+        for i in range(places):
+            data = {
+                "category": "raid",
+                "lat": float(rng.uniform(min_lat, max_lat)),
+                "lon": float(rng.uniform(min_lon, max_lon)),
+                "occurred_at": (NOW - timedelta(hours=i + 1)).isoformat(),
+            }
+            with store.writing() as session:
+                for _ in range(repeats):
+                    report = publish(data, s)
+                    record_report(session, report, s.policies["raid"], s.level, s.heat_resolution)
+    per_bucket: dict[datetime, int] = defaultdict(int)
+    for event in stored_events(app):
+        per_bucket[event.bucket_start] += 1
+    assert len(per_bucket) == places
+    return sum(1 for count in per_bucket.values() if count == 1)
+
+
+@pytest.mark.parametrize(("factor", "low", "high"), [(2.0, 0, 30), (6.0, 55, 60)])
+def test_merge_factor_sets_how_often_repeats_stay_one_event(app_config, factor, low, high):
+    # Simulation: 20 repeats stay one event for ~7% of places at 2 x mean noise, ~99% at 6 x.
+    app_config["CATEGORY_OVERRIDES"] = {"raid": {"merge_factor": factor}}
+    from mapsvc import create_app
+
+    app = create_app(app_config)
+    try:
+        single = _single_event_places(app, places=60, repeats=20)
+        assert low <= single <= high
+    finally:
+        app.extensions["mapsvc.store"].dispose()
