@@ -61,6 +61,9 @@ def serve(host: str, port: int, workers: int, threads: int) -> None:
     from gunicorn.app.base import BaseApplication
 
     app = current_app._get_current_object()  # type: ignore[attr-defined]
+    store = get_store()
+    # Workers are forked from this process: none may inherit (and so share) its connections.
+    store.dispose()
 
     class _Server(BaseApplication):  # type: ignore[misc]
         def load_config(self) -> None:
@@ -70,6 +73,7 @@ def serve(host: str, port: int, workers: int, threads: int) -> None:
                 "threads": threads,
                 "accesslog": None,
                 "worker_class": "gthread",
+                "post_fork": lambda _server, _worker: store.engine.dispose(close=False),
             }.items():
                 self.cfg.set(key, value)
 

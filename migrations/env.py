@@ -12,9 +12,15 @@ config = context.config
 target_metadata = Base.metadata
 
 
+#: PostGIS-only columns and indexes of revision 0002, which the models do not map.
+POSTGIS_ONLY = {("column", "geom"), ("index", "ix_events_geom"), ("index", "ix_heat_series_geom")}
+
+
 def include_object(obj, name, type_, reflected, compare_to):  # type: ignore[no-untyped-def]
-    """Leave PostGIS's own tables (spatial_ref_sys and friends) out of autogenerate."""
+    """Leave PostGIS's own tables (spatial_ref_sys and friends) and revision 0002's points out of autogenerate."""
     if type_ == "table" and name in {"spatial_ref_sys", "geometry_columns", "geography_columns"}:
+        return False
+    if reflected and compare_to is None and (type_, name) in POSTGIS_ONLY:
         return False
     return alembic_helpers.include_object(obj, name, type_, reflected, compare_to)
 

@@ -11,10 +11,33 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from mapsvc.errors import MapsvcError
+
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent.parent / "migrations"
+
+
+class DatabaseUnavailable(MapsvcError):
+    """The database cannot be reached or is too busy to answer; the client may try again."""
+
+    status = 503
+
+
+def as_unavailable(error: BaseException) -> DatabaseUnavailable | None:
+    """Return the 503 error that ``error`` means, or None when it is not about reaching the database.
+
+    The message names the problem only: the driver's text may hold host names or values.
+    """
+    if isinstance(error, DatabaseUnavailable):
+        return error
+    if not isinstance(error, OperationalError | InterfaceError):
+        return None
+    if "locked" in str(error.orig) or "busy" in str(error.orig):
+        return DatabaseUnavailable("the database is busy; try again shortly")
+    return DatabaseUnavailable("the database is unreachable; try again shortly")
 
 
 def make_engine(url: str) -> Engine:
@@ -73,6 +96,14 @@ class Store:
         """Yield a session in a write transaction; commit on success, roll back on error."""
         with self._writer() as session, session.begin():
             yield session
+
+    def check(self) -> None:
+        """Raise :class:`DatabaseUnavailable` unless the database answers a query now."""
+        try:
+            with self.engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+        except SQLAlchemyError as exc:
+            raise as_unavailable(exc) or DatabaseUnavailable("the database failed to answer") from exc
 
     def upgrade(self, revision: str = "head") -> None:
         """Bring the schema to ``revision`` through the Alembic migrations."""

@@ -19,7 +19,8 @@ from mapsvc.core.fuzz import geodesic_distance_m
 from mapsvc.core.heat import cell_of
 from mapsvc.core.policy import CategoryPolicy
 from mapsvc.store.heat import change_heat
-from mapsvc.store.models import Event, HeatSeries, HeatStep, Report
+from mapsvc.store.models import EVENT_POINT, Event, HeatSeries, HeatStep, Report
+from mapsvc.store.spatial import in_bbox, is_postgis
 
 #: Metres per degree of latitude, rounded up so that search boxes are never too small.
 _M_PER_DEG_LAT = 110_500.0
@@ -70,9 +71,24 @@ _MERGE_CANDIDATES = (
     .order_by(Event.id)
     .with_for_update()
 )
+#: The first key of mapsvc's advisory locks ("maps"), apart from other users of the database.
+_LOCK_CLASS = 0x6D617073
+_MERGE_LOCK = select(func.pg_advisory_xact_lock(_LOCK_CLASS, func.hashtext(bindparam("group"))))
 _CORROBORATE = update(Event).where(Event.id == bindparam("event_id")).values(corroborations=Event.corroborations + 1)
 _NEW_EVENT = insert(Event).returning(Event.id)
 _NEW_REPORT = insert(Report)
+
+
+def lock_merge_group(session: Session, report: PublishedReport) -> None:
+    """Serialise intake of one category and bucket until the transaction ends.
+
+    Only reports of the same category and bucket can merge, so two of them must not both
+    find no event and both create one. SQLite's writers already queue (BEGIN IMMEDIATE);
+    PostgreSQL takes a transaction-level advisory lock on the pair.
+    """
+    if is_postgis(session):
+        group = f"{report.category}@{report.bucket_start.isoformat()}"
+        session.connection().execute(_MERGE_LOCK, {"group": group})
 
 
 def find_merge_target(
@@ -120,6 +136,7 @@ def record_report(
     A merged report changes only the event's corroboration count: the event keeps its first
     published point, so repeated reports of one place never average towards the truth.
     """
+    lock_merge_group(session, report)
     target = find_merge_target(session, report, policy, level)
     if target is not None:
         event_id, event_public_id = target
@@ -199,9 +216,10 @@ def _window(policy: CategoryPolicy, at: datetime, threshold: float) -> tuple[dat
     return oldest, newest
 
 
-def _visible(windows: Mapping[str, tuple[datetime, datetime]], bbox: tuple[float, float, float, float]) -> Any:
+def _visible(
+    session: Session, windows: Mapping[str, tuple[datetime, datetime]], bbox: tuple[float, float, float, float]
+) -> Any:
     """Return the WHERE clause for events of the given per-category bucket ranges in a bbox."""
-    min_lon, min_lat, max_lon, max_lat = bbox
     return and_(
         or_(
             *(
@@ -209,8 +227,7 @@ def _visible(windows: Mapping[str, tuple[datetime, datetime]], bbox: tuple[float
                 for name, (oldest, newest) in windows.items()
             )
         ),
-        Event.lat.between(min_lat, max_lat),
-        Event.lon.between(min_lon, max_lon),
+        in_bbox(session, Event.lat, Event.lon, EVENT_POINT, bbox),
     )
 
 
@@ -230,7 +247,7 @@ def layer_events(session: Session, query: LayerQuery) -> tuple[list[LayerEvent],
     at_s = to_epoch(query.at)
     histogram = session.execute(
         select(Event.category, Event.bucket_start, func.count())
-        .where(_visible(windows, query.bbox))
+        .where(_visible(session, windows, query.bbox))
         .group_by(Event.category, Event.bucket_start)
     ).all()
     groups = sorted(
@@ -258,7 +275,7 @@ def layer_events(session: Session, query: LayerQuery) -> tuple[list[LayerEvent],
                 Event.lon,
                 Event.bucket_start,
                 Event.corroborations,
-            ).where(_visible(reach, query.bbox))
+            ).where(_visible(session, reach, query.bbox))
         )
         for public_id, name, perpetrator, lat, lon, bucket, corroborations in rows:
             w = weight(at_s - to_epoch(bucket), policies[name].half_life_s)

@@ -9,13 +9,15 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import h3
-from sqlalchemy import and_, bindparam, delete, func, insert, select, update
+from sqlalchemy import and_, bindparam, delete, func, insert, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, aliased
 
 from mapsvc.core.decay import DecayedSum, decay_rate, to_epoch
 from mapsvc.core.heat import Atom
 from mapsvc.core.policy import CategoryPolicy
-from mapsvc.store.models import Event, HeatSeries, HeatStep
+from mapsvc.store.models import SERIES_POINT, Event, HeatSeries, HeatStep
+from mapsvc.store.spatial import in_bbox, is_postgis
 
 # The intake path runs these for every new event; built once, they skip per-call compilation.
 _SERIES = (
@@ -23,7 +25,12 @@ _SERIES = (
     .where(HeatSeries.cell == bindparam("cell"), HeatSeries.category == bindparam("category"))
     .with_for_update()
 )
-_NEW_SERIES = insert(HeatSeries).returning(HeatSeries.id)
+# Two writers may create one series at once on PostgreSQL (different buckets, same cell):
+# the loser's insert does nothing and both then lock the one row.
+_NEW_SERIES = {
+    "postgresql": postgresql.insert(HeatSeries).on_conflict_do_nothing(index_elements=["cell", "category"]),
+    "sqlite": sqlite.insert(HeatSeries).on_conflict_do_nothing(index_elements=["cell", "category"]),
+}
 _SNAPSHOT = (
     update(HeatSeries)
     .where(HeatSeries.id == bindparam("series_id"))
@@ -56,8 +63,10 @@ _CHANGE_STEP = (
 
 
 def _series(session: Session, cell: str, bucket: datetime, policy: CategoryPolicy) -> tuple[int, float]:
-    """Return (id, half-life) of the series of ``cell`` and the category, creating it if new."""
-    row = session.connection().execute(_SERIES, {"cell": cell, "category": policy.name}).first()
+    """Return (id, half-life) of the series of ``cell`` and the category, locked, creating it if new."""
+    connection = session.connection()
+    key = {"cell": cell, "category": policy.name}
+    row = connection.execute(_SERIES, key).first()
     if row is not None:
         return row.id, row.half_life_s
     lat, lon = h3.cell_to_latlng(cell)
@@ -72,7 +81,9 @@ def _series(session: Session, cell: str, bucket: datetime, policy: CategoryPolic
         "last_sum": 0.0,
         "last_landmark_s": to_epoch(bucket),
     }
-    return session.connection().execute(_NEW_SERIES, values).scalar_one(), policy.half_life_s
+    connection.execute(_NEW_SERIES[connection.dialect.name], values)
+    row = connection.execute(_SERIES, key).one()
+    return row.id, row.half_life_s
 
 
 def change_heat(session: Session, cell: str, bucket: datetime, policy: CategoryPolicy, amount: int) -> None:
@@ -166,8 +177,9 @@ def _atom_rows(session: Session, policy: CategoryPolicy, query: HeatQuery) -> li
     m = query.margin_deg
     in_view = and_(
         HeatSeries.category == policy.name,
-        HeatSeries.lat.between(min_lat - m, max_lat + m),
-        HeatSeries.lon.between(min_lon - m, max_lon + m),
+        in_bbox(
+            session, HeatSeries.lat, HeatSeries.lon, SERIES_POINT, (min_lon - m, min_lat - m, max_lon + m, max_lat + m)
+        ),
         HeatSeries.last_bucket >= oldest,
     )
     current = select(
@@ -208,8 +220,10 @@ def read_atoms(session: Session, query: HeatQuery) -> list[Atom]:
 def rebuild_heat(session: Session, policies: dict[str, CategoryPolicy], resolution: int) -> int:
     """Recompute every heat series from the events, after a policy or resolution change.
 
-    Returns the number of events counted.
+    Returns the number of events counted. On PostgreSQL, intake waits until the rebuild commits.
     """
+    if is_postgis(session):
+        session.execute(text("LOCK TABLE events IN SHARE MODE"))
     session.execute(delete(HeatStep))
     session.execute(delete(HeatSeries))
     rows = session.execute(

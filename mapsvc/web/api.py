@@ -208,6 +208,15 @@ def heat() -> Response:
     return json_response(body, cache=True)
 
 
+@bp.get("/health")
+def health() -> Response:
+    """Say whether the database answers: 200, or 503 naming the problem (for load balancers)."""
+    get_store().check()
+    response = json_response({"database": "ok"})
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
 @bp.get("/openapi.json")
 def openapi() -> Response:
     """Serve the OpenAPI description of this API."""

@@ -9,6 +9,7 @@ from flask_babel import gettext as _
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from mapsvc.errors import MapsvcError
+from mapsvc.store.db import DatabaseUnavailable, as_unavailable
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,13 @@ def handle_mapsvc_error(error: MapsvcError) -> tuple[Response | str, int]:
     return _reply(error.message, error.status, error.field)
 
 
+def handle_unavailable(error: DatabaseUnavailable) -> tuple[Response | str, int, dict[str, str]]:
+    """Answer 503 with the problem named and a hint to retry; the pool reconnects by itself."""
+    log.warning("database unavailable on %s %s", request.method, request.url_rule)
+    body, status = _reply(error.message, error.status)
+    return body, status, {"Retry-After": "5", "Cache-Control": "no-store"}
+
+
 def handle_http_error(error: HTTPException) -> tuple[Response | str, int]:
     """Answer werkzeug's errors (404, 405, 413, ...) in the client's format."""
     messages = {413: _("the request body is too large")}
@@ -41,17 +49,22 @@ def handle_http_error(error: HTTPException) -> tuple[Response | str, int]:
     return _reply(messages.get(status, error.description or error.name), status)
 
 
-def handle_unexpected(error: Exception) -> tuple[Response | str, int]:
+def handle_unexpected(error: Exception) -> tuple[Response | str, int] | tuple[Response | str, int, dict[str, str]]:
     """Log the error's type only (messages may hold values) and answer a plain 500.
 
-    Write transactions roll back in their own context managers before this runs.
+    Write transactions roll back in their own context managers before this runs. A database
+    that cannot be reached is not a bug here: it is answered 503.
     """
+    unavailable = as_unavailable(error)
+    if unavailable is not None:
+        return handle_unavailable(unavailable)
     log.error("unexpected %s on %s %s", type(error).__name__, request.method, request.url_rule)
     return _reply(InternalServerError.description, 500)
 
 
 def init_app(app: Flask) -> None:
     """Register the handlers."""
+    app.register_error_handler(DatabaseUnavailable, handle_unavailable)
     app.register_error_handler(MapsvcError, handle_mapsvc_error)
     app.register_error_handler(HTTPException, handle_http_error)
     app.register_error_handler(Exception, handle_unexpected)

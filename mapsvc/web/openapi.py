@@ -17,7 +17,13 @@ _TIMESTAMP = {"type": "string", "format": "date-time", "pattern": "^\\d{4}-\\d\\
 
 
 def _error_responses(*codes: int) -> dict[str, Any]:
-    text = {400: "Malformed request", 404: "Not found", 413: "Body too large", 422: "A field failed its checks"}
+    text = {
+        400: "Malformed request",
+        404: "Not found",
+        413: "Body too large",
+        422: "A field failed its checks",
+        503: "The database is unreachable or busy; retry after the Retry-After seconds",
+    }
     return {
         str(code): {
             "description": text[code],
@@ -303,6 +309,26 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                         "200": _ok("GeoJSON cells", "Heat"),
                         "304": {"description": "Not modified"},
                         **_error_responses(400),
+                    },
+                }
+            },
+            "/api/health": {
+                "get": {
+                    "summary": "Whether the database answers (for load balancers and monitoring)",
+                    "responses": {
+                        "200": {
+                            "description": "The database answered",
+                            "content": {
+                                "application/json": {
+                                    "schema": {
+                                        "type": "object",
+                                        "required": ["database"],
+                                        "properties": {"database": {"const": "ok"}},
+                                    }
+                                }
+                            },
+                        },
+                        **_error_responses(503),
                     },
                 }
             },
