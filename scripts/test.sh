@@ -1,12 +1,31 @@
 #!/usr/bin/env bash
-# Install, then run every check CI runs: formatting, lint, types, and the test suite.
+# Install, then run every check CI runs: formatting, lint, types, and the test suite on both
+# database engines (SQLite and PostGIS).
 # Extra arguments go to pytest, e.g. `bash scripts/test.sh -k heat -x`.
 # Every check runs even when an earlier one fails; the exit status is non-zero if any failed.
+#
+# Environment:
+#   MAPSVC_TEST_ENGINES   engines to test, comma-separated (default "sqlite,postgis"); with
+#                         "sqlite" alone nothing about PostgreSQL is installed or started
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 bash scripts/setup.sh
+
+# The browser tests drive Debian's Chromium (Playwright's own browser download cannot work here).
+if ! command -v chromium >/dev/null 2>&1; then
+    echo "== installing chromium for the browser tests" >&2
+    env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 update -qq
+    env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends chromium >/dev/null
+fi
+
+export MAPSVC_TEST_ENGINES=${MAPSVC_TEST_ENGINES:-sqlite,postgis}
+if [[ ",$MAPSVC_TEST_ENGINES," == *,postgis,* ]]; then
+    # Installs PostgreSQL and PostGIS if missing, starts the server, creates the tests' role and
+    # base database with the extension; idempotent.
+    bash scripts/postgis.sh
+fi
 
 failed=()
 

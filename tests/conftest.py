@@ -1,9 +1,14 @@
-"""Fixtures: an app on a fresh migrated SQLite file per test, a fixed clock, seeded noise."""
+"""Fixtures: an app on a fresh migrated database per test, on each engine; a fixed clock, seeded noise.
+
+Every test that uses a database runs once per engine (``[sqlite]``, ``[postgis]``). Choose the
+engines with ``--engine sqlite`` (repeatable) or ``MAPSVC_TEST_ENGINES=sqlite``; the default is
+both, and a PostgreSQL that cannot be reached is an error, never a skip.
+"""
 
 from __future__ import annotations
 
+import os
 import random
-import shutil
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,7 +19,7 @@ from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 
 from mapsvc import create_app
-from mapsvc.store.db import Store
+from tests.databases import DEFAULT_POSTGRES_URL, ENGINES, PostgisDatabases, SqliteDatabases, selected_engines
 
 #: The tests' "now": reports and queries are made relative to it.
 NOW = datetime(2026, 6, 15, 22, 30, tzinfo=UTC)
@@ -33,14 +38,49 @@ class Clock:
         return self.now
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--engine",
+        action="append",
+        choices=ENGINES,
+        help="database engine to run the tests on (repeatable; default MAPSVC_TEST_ENGINES, else both)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "engines(*names): run the test only on these engines")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Run every test that reaches the database once per selected engine."""
+    if "engine" not in metafunc.fixturenames:
+        return
+    engines = selected_engines(metafunc.config.getoption("engine"))
+    marker = metafunc.definition.get_closest_marker("engines")
+    if marker is not None:
+        engines = [e for e in engines if e in marker.args]
+    metafunc.parametrize("engine", engines, indirect=True, scope="session")
+
+
 @pytest.fixture(scope="session")
-def migrated_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Return a SQLite file brought to head by the migrations, once per test session."""
-    path = tmp_path_factory.mktemp("template") / "template.sqlite3"
-    store = Store(f"sqlite:///{path}")
-    store.upgrade()
-    store.dispose()
-    return path
+def engine(request: pytest.FixtureRequest) -> str:
+    """Return the engine under test ("sqlite" or "postgis")."""
+    name: str = request.param
+    return name
+
+
+@pytest.fixture(scope="session")
+def migrated_template(
+    engine: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[SqliteDatabases | PostgisDatabases]:
+    """Return the engine's migrated databases: made once per session and worker, dropped after."""
+    databases: SqliteDatabases | PostgisDatabases
+    if engine == "sqlite":
+        databases = SqliteDatabases(tmp_path_factory.mktemp("template"))
+    else:
+        databases = PostgisDatabases(os.environ.get("MAPSVC_TEST_POSTGRES_URL", DEFAULT_POSTGRES_URL))
+    yield databases
+    databases.close()
 
 
 @pytest.fixture
@@ -49,13 +89,11 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def app_config(tmp_path: Path, migrated_template: Path, clock: Clock) -> dict[str, Any]:
+def app_config(tmp_path: Path, migrated_template: SqliteDatabases | PostgisDatabases, clock: Clock) -> dict[str, Any]:
     """Return the test configuration; tests may change it before asking for ``app``."""
-    database = tmp_path / "mapsvc.sqlite3"
-    shutil.copy(migrated_template, database)
     return {
         "TESTING": True,
-        "DATABASE_URL": f"sqlite:///{database}",
+        "DATABASE_URL": migrated_template.per_test(tmp_path),
         "CLOCK": clock,
         "FUZZ_RNG": random.Random(20261122),
     }

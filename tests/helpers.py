@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,19 +17,18 @@ from mapsvc import create_app
 from mapsvc.core.policy import DEFAULT_POLICIES
 from mapsvc.store.models import Event, Report
 from tests.conftest import BISHKEK, Clock
+from tests.databases import PostgisDatabases, SqliteDatabases
 
 #: The atom cell (default heat resolution) that holds BISHKEK.
 HOME_CELL = h3.latlng_to_cell(*BISHKEK, 8)
 
 
-def build_app(directory: Path, template: Path, seed: int, **config: Any) -> Flask:
-    """Return an app on a copy of the migrated template, for fixtures wider than one test."""
-    database = directory / "mapsvc.sqlite3"
-    shutil.copy(template, database)
+def build_app(directory: Path, databases: SqliteDatabases | PostgisDatabases, seed: int, **config: Any) -> Flask:
+    """Return an app on a migrated database of its own, for fixtures wider than one test."""
     return create_app(
         {
             "TESTING": True,
-            "DATABASE_URL": f"sqlite:///{database}",
+            "DATABASE_URL": databases.fresh(directory),
             "CLOCK": Clock(),
             "FUZZ_RNG": random.Random(seed),
             **config,

@@ -65,9 +65,9 @@ class Tags(HTMLParser):
 
 
 @pytest.fixture
-def empty_database(app_config, tmp_path):
-    """Point the app at a database file that has no schema yet."""
-    app_config["DATABASE_URL"] = f"sqlite:///{tmp_path / 'empty.sqlite3'}"
+def empty_database(app_config, tmp_path, migrated_template):
+    """Point the app at a database that has no schema yet."""
+    app_config["DATABASE_URL"] = migrated_template.empty(tmp_path)
 
 
 def test_db_upgrade_creates_the_schema(empty_database, app, runner, client):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import random
 import re
-import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from scipy import stats
 from mapsvc.core.fuzz import geodesic_distance_m, radial_cdf
 from mapsvc.core.policy import DEFAULT_POLICIES
 from tests.conftest import NOW
+from tests.databases import insert_count
 from tests.helpers import build_app, event_by_public_id, iso, stored_counts
 
 CLIENT_ADDRESS = "203.0.113.77"
@@ -189,9 +189,7 @@ def used(tmp_path_factory, migrated_template) -> Iterator[Used]:
             headers={**HEADERS, "X-Withdrawal-Code": sent[0].answer["withdrawal_code"]},
             environ_base=ENVIRON,
         )
-    path = app.config["DATABASE_URL"].removeprefix("sqlite:///")
-    with sqlite3.connect(path) as connection:
-        dump = "\n".join(connection.iterdump())
+    dump = migrated_template.dump(app.config["DATABASE_URL"])
     yield Used(app, sent, statuses, dump, "\n".join(capture.lines))
     app.extensions["mapsvc.store"].dispose()
 
@@ -200,8 +198,8 @@ def test_dump_holds_the_events(used):
     events, reports = stored_counts(used.app)
 
     assert events > 0.9 * REPORTS
-    assert used.dump.count('INSERT INTO "events"') == events
-    assert used.dump.count('INSERT INTO "reports"') == reports == REPORTS - 1
+    assert insert_count(used.dump, "events") == events
+    assert insert_count(used.dump, "reports") == reports == REPORTS - 1
 
 
 @pytest.mark.parametrize("text", [CLIENT_ADDRESS, FORWARDED_ADDRESS, USER_AGENT, "mapsvc-privacy-probe"])
