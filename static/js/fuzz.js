@@ -21,7 +21,10 @@
     if (q <= 0) return -1;
     if (x < -0.25) {
       var p = -Math.sqrt(2 * q); // series about the branch point
-      w = -1 + p - (p * p) / 3 + (11 / 72) * p * p * p;
+      w = -1 + p * (1 + p * (-1 / 3 + p * (11 / 72 + p * (-43 / 540 + p * (769 / 17280 + p * (-221 / 8505))))));
+      // So close to the branch point the series is exact to double precision, and Halley's
+      // step would only divide rounding noise by a vanishing derivative.
+      if (q < 1e-4) return w;
     } else {
       var l1 = Math.log(-x), l2 = Math.log(-l1);
       w = l1 - l2 + l2 / l1;

@@ -18,6 +18,8 @@
       el.hidden = el.getAttribute("data-step") !== name;
     });
     state.step = name;
+    // While choosing the place, taps on existing symbols go through to the map.
+    document.body.classList.toggle("picking", name === "place");
     sheet.setAttribute("data-current", name);
     var first = $("[data-step=" + name + "] button, [data-step=" + name + "] select");
     if (first) first.focus(); else document.getElementById("flow-title").focus();
@@ -39,7 +41,7 @@
 
   function close() {
     sheet.hidden = true;
-    document.body.classList.remove("reporting");
+    document.body.classList.remove("reporting", "picking");
     drawn.clearLayers();
     state = {};
     document.getElementById("report-open").focus();
@@ -79,10 +81,10 @@
     var circle = L.circle([fuzzed.lat, fuzzed.lon], { radius: radius, color: "#b2182b", weight: 2, fillOpacity: 0.08 });
     var icon = L.divIcon({ html: p.symbol, className: "sym", iconSize: [28, 28], iconAnchor: [14, 14] });
     drawn.addLayer(circle).addLayer(L.marker([fuzzed.lat, fuzzed.lon], { icon: icon, keyboard: false }));
-    map.fitBounds(circle.getBounds(), { paddingBottomRight: [0, 0], maxZoom: 16 });
     message("preview", S("preview"));
     sheet.setAttribute("data-fuzzed", fuzzed.lat + "," + fuzzed.lon);
     step("preview");
+    map.fitBounds(circle.getBounds(), { paddingBottomRight: [0, sheet.offsetHeight], maxZoom: 16 });
   }
 
   function body() {

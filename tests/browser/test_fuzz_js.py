@@ -1,0 +1,74 @@
+"""The phone's fuzzing checked against the same properties as the server's (privacy.md §5)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import stats
+from scipy.special import lambertw
+
+from mapsvc.core.fuzz import geodesic_distance_m, radial_cdf
+
+EPSILON = np.log(4) / 300
+DRAWS = 20_000
+
+
+@pytest.fixture
+def fuzz(page, service):
+    page.goto(service.url + "/")
+    page.wait_for_function("() => window.mapsvcFuzz")
+    return page
+
+
+def test_lambert_w_matches_scipy(fuzz):
+    xs = list(-np.exp(-1) + np.logspace(-14, np.log10(np.exp(-1)), 400)[:-1])
+    ours = np.array(fuzz.evaluate("xs => xs.map(window.mapsvcFuzz.lambertWm1)", xs))
+    want = lambertw(np.array(xs), k=-1).real
+
+    # Within 1e-6 of the branch point W is ill-conditioned (dW/dx is unbounded): there both
+    # answers are checked by their residual instead.
+    far = np.exp(1) * np.array(xs) + 1 > 1e-6
+    np.testing.assert_allclose(ours[far], want[far], rtol=1e-12, atol=1e-12)
+    near = np.array(xs)[~far]
+    np.testing.assert_allclose(ours[~far] * np.exp(ours[~far]), near, rtol=0, atol=1e-16)
+
+
+def test_distances_follow_the_radial_cdf_and_bearings_are_uniform(fuzz):
+    draws = fuzz.evaluate(
+        "([n, eps]) => Array.from({length: n}, () => window.mapsvcFuzz.drawDisplacement(eps))", [DRAWS, EPSILON]
+    )
+    distances = np.array([d["distance"] for d in draws])
+    bearings = np.array([d["bearing"] for d in draws])
+
+    assert stats.kstest(distances, lambda r: radial_cdf(r, EPSILON)).pvalue > 0.001
+    assert stats.kstest(bearings / 360, "uniform").pvalue > 0.001
+
+
+@pytest.mark.parametrize("lat", [0.0, 42.87, 60.0])
+def test_moved_points_keep_the_distance_geodesically(fuzz, lat):
+    moved = fuzz.evaluate(
+        """([n, eps, lat]) => Array.from({length: n}, () => {
+             const d = window.mapsvcFuzz.drawDisplacement(eps);
+             return window.mapsvcFuzz.destination(lat, 74.57, d.bearing, d.distance);
+           })""",
+        [5000, EPSILON, lat],
+    )
+    lats, lons = np.array([m["lat"] for m in moved]), np.array([m["lon"] for m in moved])
+    measured = geodesic_distance_m(np.full(lats.size, lat), np.full(lats.size, 74.57), lats, lons)
+    north = np.abs(lats - lat) * 111_000
+    east = np.abs(lons - 74.57) * 111_000 * np.cos(np.radians(lat))
+
+    assert stats.kstest(measured, lambda r: radial_cdf(r, EPSILON)).pvalue > 0.001
+    assert 0.93 < north.mean() / east.mean() < 1.07
+
+
+def test_the_test_rejects_a_wrong_sampler(fuzz):
+    """Negative control: one-dimensional Laplace distances (a common mistake) must fail the test."""
+    wrong = np.array(
+        fuzz.evaluate(
+            "([n, eps]) => Array.from({length: n}, () => -Math.log(1 - window.mapsvcFuzz.uniform()) / eps)",
+            [DRAWS, EPSILON],
+        )
+    )
+
+    assert stats.kstest(wrong, lambda r: radial_cdf(r, EPSILON)).pvalue < 1e-6

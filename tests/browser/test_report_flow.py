@@ -1,0 +1,128 @@
+"""The 30-second report in a real browser: fuzzed on the phone, queued offline; quick exit; near me."""
+
+from __future__ import annotations
+
+import json
+import math
+
+from tests.browser.conftest import PHONE, shot
+
+
+def open_map(page, service):
+    page.goto(service.url + "/")
+    page.wait_for_selector("#mapsvc[data-loaded]", state="attached")
+
+
+def posted_reports(watched):
+    return [
+        json.loads(r.post_data) for r in watched["requests"] if r.method == "POST" and r.url.endswith("/api/reports")
+    ]
+
+
+def test_a_report_made_by_tapping_the_map_is_fuzzed_on_the_phone(page, service, watched):
+    open_map(page, service)
+    page.click("#report-open")
+    shot(page, "02-report-category")
+    page.click("[data-category=checkpoint]")
+    shot(page, "03-report-place")
+    spot = page.evaluate(
+        """([lat, lon]) => {
+             const p = window.mapsvcMap.map.latLngToContainerPoint([lat, lon]);
+             return {x: p.x, y: p.y + document.getElementById('mapsvc').getBoundingClientRect().top};
+           }""",
+        [PHONE["latitude"] + 0.004, PHONE["longitude"] - 0.006],
+    )
+    page.mouse.click(spot["x"], spot["y"])
+    tapped = page.evaluate(
+        """([x, y]) => window.mapsvcMap.map.containerPointToLatLng(
+             [x, y - document.getElementById('mapsvc').getBoundingClientRect().top])""",
+        [spot["x"], spot["y"]],
+    )
+    shot(page, "04-report-when")
+    page.click("[data-when='0']")
+    shot(page, "05-report-details")
+    page.select_option("#flow-perpetrator", "police")
+    page.click("[data-next=preview]")
+    shot(page, "06-report-preview")
+    page.click("[data-send]")
+    page.wait_for_function("() => !document.querySelector('[data-message=done]').textContent.endsWith('…')")
+    shot(page, "07-report-done")
+    assert page.inner_text(".code"), page.inner_text("[data-message=done]")
+
+    [sent] = posted_reports(watched)
+    assert sent["fuzzed_on_device"] is True and sent["category"] == "checkpoint" and sent["perpetrator"] == "police"
+    assert (sent["lat"], sent["lon"]) != (round(tapped["lat"], 4), round(tapped["lng"], 4))
+    assert sent["lat"] == round(sent["lat"], 4) and sent["lon"] == round(sent["lon"], 4)
+    assert math.dist((sent["lat"], sent["lon"]), (tapped["lat"], tapped["lng"])) < 0.05
+    assert {r.url.split("/")[2] for r in watched["requests"]} == {service.url.split("/")[2]}
+    assert watched["errors"] == []
+
+    page.click("[data-withdraw]")
+    page.wait_for_function("() => !document.querySelector('.code').textContent")
+    assert any(r.method == "DELETE" for r in watched["requests"])
+
+
+def test_reports_from_the_same_place_reuse_the_fuzzed_point(page, service, watched):
+    open_map(page, service)
+    for _ in range(2):
+        page.click("#report-open")
+        page.click("[data-category=raid]")
+        page.click("[data-place=here]")
+        page.click("[data-when='0']")
+        page.click("[data-next=preview]")
+        page.click("[data-send]")
+        page.wait_for_selector(".code:not(:empty)")
+        page.click("[data-cancel]")
+
+    first, second = posted_reports(watched)
+    assert (first["lat"], first["lon"]) == (second["lat"], second["lon"])
+    assert (first["lat"], first["lon"]) != (round(PHONE["latitude"], 4), round(PHONE["longitude"], 4))
+    stored = page.evaluate("() => localStorage.getItem('mapsvc.sticky')")
+    assert str(PHONE["latitude"]) not in stored
+
+
+def test_a_report_made_offline_is_kept_and_sent_later(page, context, service, watched):
+    open_map(page, service)
+    context.set_offline(True)
+    page.click("#report-open")
+    page.click("[data-category=patrol]")
+    page.click("[data-place=here]")
+    page.click("[data-when=earlier]")
+    page.click("[data-when='3']")
+    page.click("[data-next=preview]")
+    page.click("[data-send]")
+    page.wait_for_function("() => JSON.parse(localStorage.getItem('mapsvc.queue') || '[]').length === 1")
+    shot(page, "08-report-queued")
+    assert posted_reports(watched) == []
+
+    context.set_offline(False)
+    page.wait_for_function("() => JSON.parse(localStorage.getItem('mapsvc.queue') || '[]').length === 0")
+    [sent] = posted_reports(watched)
+    assert sent["fuzzed_on_device"] is True and sent["occurred_at"].endswith("Z")
+
+
+def test_quick_exit_replaces_the_page(page, service):
+    exits = []
+    page.route(
+        "https://neutral.example/**",
+        lambda route: (exits.append(route.request.url), route.fulfill(body="<p>weather</p>", content_type="text/html")),
+    )
+    page.goto("about:blank")
+    open_map(page, service)
+
+    page.keyboard.press("Escape")
+    page.wait_for_url("https://neutral.example/**")
+
+    assert exits == ["https://neutral.example/weather"]
+    page.go_back()
+    assert not page.url.startswith(service.url)
+
+
+def test_near_me_never_sends_the_location(page, service, watched):
+    open_map(page, service)
+    page.click("#near-me")
+    page.wait_for_selector("#near-list li")
+    shot(page, "09-near-me")
+
+    for request in watched["requests"]:
+        assert f"{PHONE['latitude']:.3f}" not in request.url and f"{PHONE['longitude']:.3f}" not in request.url
