@@ -20,13 +20,6 @@ if ! command -v chromium >/dev/null 2>&1; then
     env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends chromium >/dev/null
 fi
 
-# The browser tests drive Debian's Chromium (Playwright's own browser download cannot work here).
-if ! command -v chromium >/dev/null 2>&1; then
-    echo "== installing chromium for the browser tests" >&2
-    env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 update -qq
-    env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends chromium >/dev/null
-fi
-
 export MAPSVC_TEST_ENGINES=${MAPSVC_TEST_ENGINES:-sqlite,postgis}
 if [[ ",$MAPSVC_TEST_ENGINES," == *,postgis,* ]]; then
     # Installs PostgreSQL and PostGIS if missing, starts the server, creates the tests' role and
