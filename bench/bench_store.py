@@ -189,6 +189,7 @@ def intake_rate(stores: Stores, size: int, count: int, workers: int, clients: in
     """Post ``count`` reports to a real server on a copy of the store; return reports per second."""
     rng = random.Random(7)
     with tempfile.TemporaryDirectory() as tmp, stores.copy(size, Path(tmp)) as url:
+        Store(url).upgrade()  # a store built before the newest migration (the copy, never the store)
         min_lon, min_lat, max_lon, max_lat = create_app(_config(url)).extensions["mapsvc.settings"].area.bounds
         bodies = [
             {

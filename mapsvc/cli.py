@@ -14,7 +14,7 @@ from flask.cli import FlaskGroup, with_appcontext
 from mapsvc.demo import generate
 from mapsvc.settings import settings
 from mapsvc.store import get_store
-from mapsvc.store.db import Store
+from mapsvc.store.db import DatabaseUnavailable, Store
 from mapsvc.store.events import PublishedReport, prune, record_report
 from mapsvc.store.heat import rebuild_heat
 from mapsvc.web.reporting import publish
@@ -33,8 +33,12 @@ def db_upgrade(revision: str) -> None:
 
 
 def require_current_schema() -> None:
-    """Stop with a clear message when the database has not been brought up to date."""
-    if not get_store().is_current():
+    """Stop with a clear message when the database is unreachable or not brought up to date."""
+    try:
+        current = get_store().is_current()
+    except DatabaseUnavailable as exc:
+        raise click.ClickException(exc.message) from exc
+    if not current:
         raise click.ClickException("the database schema is missing or out of date: run `mapsvc db upgrade` first")
 
 

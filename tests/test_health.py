@@ -80,3 +80,13 @@ def test_sqlite_missing_file_answers_503_and_service_resumes(migrated_template, 
 
     _assert_serving(app, client, 1)
     app.extensions["mapsvc.store"].dispose()
+
+
+def test_cli_names_an_unreachable_database(tmp_path):
+    app = create_app({"TESTING": True, "DATABASE_URL": f"sqlite:///{tmp_path / 'missing' / 'mapsvc.sqlite3'}"})
+
+    result = app.test_cli_runner().invoke(args=["heat", "rebuild"])
+
+    assert result.exit_code == 1
+    assert "the database is unreachable" in result.output
+    assert "Traceback" not in result.output

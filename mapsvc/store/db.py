@@ -110,9 +110,12 @@ class Store:
         command.upgrade(alembic_config(self.url), revision)
 
     def is_current(self) -> bool:
-        """Return whether the schema is at the newest migration."""
-        with self.engine.connect() as connection:
-            current = MigrationContext.configure(connection).get_current_heads()
+        """Return whether the schema is at the newest migration; raise :class:`DatabaseUnavailable` if unreachable."""
+        try:
+            with self.engine.connect() as connection:
+                current = MigrationContext.configure(connection).get_current_heads()
+        except SQLAlchemyError as exc:
+            raise as_unavailable(exc) or DatabaseUnavailable("the database failed to answer") from exc
         return set(current) == set(ScriptDirectory.from_config(alembic_config(self.url)).get_heads())
 
     def dispose(self) -> None:
