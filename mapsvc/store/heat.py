@@ -9,14 +9,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import h3
-from sqlalchemy import and_, bindparam, delete, func, insert, select, text, update
+from sqlalchemy import String, and_, bindparam, column, delete, func, insert, select, text, update, values
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, aliased
 
 from mapsvc.core.decay import DecayedSum, decay_rate, to_epoch
 from mapsvc.core.heat import Atom
 from mapsvc.core.policy import CategoryPolicy
-from mapsvc.store.models import SERIES_POINT, Event, HeatSeries, HeatStep
+from mapsvc.store.models import SERIES_POINT, Event, HeatSeries, HeatStep, UTCDateTime
 from mapsvc.store.spatial import in_bbox, is_postgis
 
 # The intake path runs these for every new event; built once, they skip per-call compilation.
@@ -143,31 +143,34 @@ class HeatQuery:
     margin_deg: float = 0.02
 
 
-def _latest_step_id(moment: datetime) -> Any:
-    """Return a scalar subquery: the id of the outer series' latest step at or before ``moment``."""
-    return (
-        select(HeatStep.id)
-        .where(HeatStep.series_id == HeatSeries.id, HeatStep.bucket_start <= moment)
-        .order_by(HeatStep.bucket_start.desc())
-        .limit(1)
-        .scalar_subquery()
-    )
+def _windows(query: HeatQuery) -> Any:
+    """Return a VALUES table of (category, oldest, newest): each category's visible buckets."""
+    rows = []
+    for policy in query.policies:
+        newest = query.at - timedelta(seconds=policy.publication_delay_s)
+        oldest = query.at - timedelta(seconds=policy.horizon_s(query.threshold))
+        if oldest <= newest:
+            rows.append((policy.name, oldest, newest))
+    if not rows:
+        return None
+    columns = (column("category", String), column("oldest", UTCDateTime()), column("newest", UTCDateTime()))
+    return values(*columns, name="windows").data(rows).cte("windows")
 
 
-def _atom_rows(session: Session, policy: CategoryPolicy, query: HeatQuery) -> list[Any]:
-    """Return (cell, half-life, total, sum, landmark, faded total) per live-looking series.
+def _atom_rows(session: Session, query: HeatQuery) -> list[Any]:
+    """Return (cell, category, half-life, total, sum, landmark, faded total) per series in view.
 
-    A series whose latest step is not after the moment read is answered from its copy of
-    that step; only series changed after the moment (a past ``at``) need the seek.
+    One statement for all categories: a series whose latest step is not after the moment
+    read is answered from its copy of that step; only series changed after the moment (a
+    past ``at``) need a second statement with a seek for the step.
     """
-    newest = query.at - timedelta(seconds=policy.publication_delay_s)
-    oldest = query.at - timedelta(seconds=policy.horizon_s(query.threshold))
-    if newest < oldest:
+    windows = _windows(query)
+    if windows is None:
         return []
     faded_step = aliased(HeatStep)
     faded = func.coalesce(
         select(faded_step.events_total)
-        .where(faded_step.series_id == HeatSeries.id, faded_step.bucket_start < oldest)
+        .where(faded_step.series_id == HeatSeries.id, faded_step.bucket_start < windows.c.oldest)
         .order_by(faded_step.bucket_start.desc())
         .limit(1)
         .scalar_subquery(),
@@ -175,26 +178,30 @@ def _atom_rows(session: Session, policy: CategoryPolicy, query: HeatQuery) -> li
     )
     min_lon, min_lat, max_lon, max_lat = query.bbox
     m = query.margin_deg
+    view = (min_lon - m, min_lat - m, max_lon + m, max_lat + m)
     in_view = and_(
-        HeatSeries.category == policy.name,
-        in_bbox(
-            session, HeatSeries.lat, HeatSeries.lon, SERIES_POINT, (min_lon - m, min_lat - m, max_lon + m, max_lat + m)
-        ),
-        HeatSeries.last_bucket >= oldest,
+        in_bbox(session, HeatSeries.lat, HeatSeries.lon, SERIES_POINT, view),
+        HeatSeries.last_bucket >= windows.c.oldest,
     )
-    current = select(
-        HeatSeries.cell,
-        HeatSeries.half_life_s,
-        HeatSeries.last_total,
-        HeatSeries.last_sum,
-        HeatSeries.last_landmark_s,
-        faded,
-    ).where(in_view, HeatSeries.last_bucket <= newest)
+    series = (HeatSeries.cell, HeatSeries.category, HeatSeries.half_life_s)
+    current = (
+        select(*series, HeatSeries.last_total, HeatSeries.last_sum, HeatSeries.last_landmark_s, faded)
+        .join(windows, HeatSeries.category == windows.c.category)
+        .where(in_view, HeatSeries.last_bucket <= windows.c.newest)
+    )
     step = aliased(HeatStep)
+    latest_step_id = (
+        select(HeatStep.id)
+        .where(HeatStep.series_id == HeatSeries.id, HeatStep.bucket_start <= windows.c.newest)
+        .order_by(HeatStep.bucket_start.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
     past = (
-        select(HeatSeries.cell, HeatSeries.half_life_s, step.events_total, step.decayed_sum, step.landmark_s, faded)
-        .join(step, step.id == _latest_step_id(newest))
-        .where(in_view, HeatSeries.last_bucket > newest)
+        select(*series, step.events_total, step.decayed_sum, step.landmark_s, faded)
+        .join(windows, HeatSeries.category == windows.c.category)
+        .join(step, step.id == latest_step_id)
+        .where(in_view, HeatSeries.last_bucket > windows.c.newest)
     )
     return [*session.execute(current), *session.execute(past)]
 
@@ -208,12 +215,11 @@ def read_atoms(session: Session, query: HeatQuery) -> list[Atom]:
     """
     at_s = to_epoch(query.at)
     atoms: list[Atom] = []
-    for policy in query.policies:
-        for cell, half_life_s, total, decayed_sum, landmark_s, faded in _atom_rows(session, policy, query):
-            live = total - faded
-            if live > 0:
-                intensity = DecayedSum(landmark_s, decayed_sum).value_at(at_s, math.log(2) / half_life_s)
-                atoms.append(Atom(cell=cell, category=policy.name, intensity=intensity, live_events=live))
+    for cell, category, half_life_s, total, decayed_sum, landmark_s, faded in _atom_rows(session, query):
+        live = total - faded
+        if live > 0:
+            intensity = decayed_sum * math.exp(-math.log(2) / half_life_s * (at_s - landmark_s))
+            atoms.append(Atom(cell=cell, category=category, intensity=intensity, live_events=live))
     return atoms
 
 
