@@ -17,9 +17,8 @@ import sys
 import time
 
 import psycopg
-from sqlalchemy import make_url
-
 from bench_store import POSTGRES_URL, RESULTS, Stores
+from sqlalchemy import make_url
 
 TABLES = {
     "events": "id, public_id, category, perpetrator, lat, lon, bucket_start, heat_cell, corroborations, details",
