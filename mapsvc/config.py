@@ -44,6 +44,9 @@ DEFAULTS: dict[str, Any] = {
     "QUICK_EXIT_URL": "https://www.google.com/",
     # How often an open map fetches its layers again, in seconds.
     "MAP_REFRESH_S": 60,
+    # How many events (the heaviest first) the map asks for per refresh: sized for 2G; the
+    # status line says when more match, and the heat still counts them all.
+    "MAP_EVENT_LIMIT": 400,
     # Tests inject these; production uses the system clock and a cryptographic source.
     "CLOCK": None,
     "FUZZ_RNG": None,

@@ -63,6 +63,7 @@ def symbol(name: str) -> Markup:
 JS_STRINGS = {
     "updated": _l("Updated {time}"),
     "shown": _l("{n} events shown"),
+    "shown_some": _l("{n} of {total} events shown, the freshest first. Zoom in to see more."),
     "loading": _l("Loading…"),
     "offline": _l("No connection. The map shows what was last loaded."),
     "heat_only": _l("Attacks are shown only as heat, never as single points."),
@@ -93,6 +94,9 @@ JS_STRINGS = {
     "days_ago": _l("{n} days ago"),
     "just_now": _l("within the hour"),
     "event_label": _l("{category}, reported {time}, seen by {n}"),
+    "zoom_in": _l("Zoom in"),
+    "zoom_out": _l("Zoom out"),
+    "close": _l("Close"),
 }
 
 
@@ -106,6 +110,7 @@ def page_config(s: Settings) -> dict[str, Any]:
         "lang": str(get_locale()),
         "now": iso(s.now()),
         "refresh_s": int(current_app.config["MAP_REFRESH_S"]),
+        "limit": int(current_app.config["MAP_EVENT_LIMIT"]),
         "exit_url": current_app.config["QUICK_EXIT_URL"],
         "urls": {
             "layers": url_for("api.layers"),

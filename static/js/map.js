@@ -105,9 +105,10 @@
     }));
   }
 
-  function setStatus(at, shown) {
+  function setStatus(at, shown, matched) {
     var when = new Date(Date.parse(at)).toLocaleString(cfg.lang, { dateStyle: "short", timeStyle: "short" });
-    statusEl.textContent = S("updated", { time: when }) + " · " + S("shown", { n: shown });
+    var count = matched > shown ? S("shown_some", { n: shown, total: matched }) : S("shown", { n: shown });
+    statusEl.textContent = S("updated", { time: when }) + " · " + count;
   }
 
   /** Fetch the layers for the current view and time; redraw only what changed. */
@@ -115,14 +116,16 @@
     var cats = chosenCategories(), t = timeQuery(), bbox = bboxOf(map.getBounds());
     if (!cats.length) { eventsLayer.clearLayers(); heatLayer.clearLayers(); return Promise.resolve(); }
     var category = cats.length === cfg.policy.categories.length ? "" : cats.join(",");
-    var layersUrl = cfg.urls.layers + "?" + query({ bbox: bbox, category: category, at: t.at, since: t.since });
+    // A phone gets the heaviest (freshest, most confirmed) events up to cfg.limit; the status
+    // says when there are more, and the heat layer still counts every event.
+    var layersUrl = cfg.urls.layers + "?" + query({ bbox: bbox, category: category, at: t.at, since: t.since, limit: cfg.limit });
     var showHeat = document.getElementById("show-heat").checked;
     var heatUrl = cfg.urls.heat + "?" + query({ bbox: bbox, category: category, at: t.at });
     var jobs = [getJSON(layersUrl), showHeat ? getJSON(heatUrl) : Promise.resolve(null)];
     return Promise.all(jobs).then(function (bodies) {
       drawEvents(bodies[0]);
       if (bodies[1]) drawHeat(bodies[1]); else heatLayer.clearLayers();
-      setStatus(bodies[0].at, bodies[0].numberReturned);
+      setStatus(bodies[0].at, bodies[0].numberReturned, bodies[0].numberMatched);
       wrap.setAttribute("data-loaded", bodies[0].at);
     }).catch(function () { statusEl.textContent = S("offline"); });
   }
@@ -144,6 +147,7 @@
   function nearMe() {
     var sheet = document.getElementById("near"), list = document.getElementById("near-list");
     sheet.hidden = false;
+    document.getElementById("near-title").focus();
     list.textContent = S("near_wait");
     navigator.geolocation.getCurrentPosition(function (pos) {
       var here = pos.coords, bbox = cfg.policy.service_area.bbox.join(",");
@@ -168,9 +172,23 @@
   document.getElementById("near-me").addEventListener("click", nearMe);
   document.querySelector("[data-close=near]").addEventListener("click", function () {
     document.getElementById("near").hidden = true;
+    document.getElementById("near-me").focus();
   });
 
+  /** Leaflet names its own buttons in English: give them the page's language. */
+  function nameLeafletControls() {
+    [["leaflet-control-zoom-in", "zoom_in"], ["leaflet-control-zoom-out", "zoom_out"]].forEach(function (pair) {
+      var button = wrap.querySelector("." + pair[0]);
+      if (button) { button.title = S(pair[1]); button.setAttribute("aria-label", S(pair[1])); }
+    });
+    map.on("popupopen", function (event) {
+      var close = event.popup.getElement().querySelector(".leaflet-popup-close-button");
+      if (close) { close.title = S("close"); close.setAttribute("aria-label", S("close")); }
+    });
+  }
+
   if (map.attributionControl) map.attributionControl.setPrefix("Leaflet");
+  nameLeafletControls();
   window.mapsvcMap = { map: map, cfg: cfg, S: S, refresh: refresh, serverNow: serverNow, iso: iso, ago: ago, policies: policies };
   refresh();
   schedule();

@@ -37,6 +37,8 @@
     message("code", "");
     document.getElementById("flow-details").value = "";
     step("category");
+    // A screen reader hears where it is first; the category buttons follow the heading.
+    document.getElementById("flow-title").focus();
   }
 
   function close() {

@@ -64,7 +64,8 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
             "QUICK_EXIT_URL": "https://neutral.example/weather",
         }
     )
-    result = app.test_cli_runner().invoke(args=["demo", "--reports", "600", "--days", "10", "--seed", "3"])
+    # A month of a busy city: what a refresh of a city view has to carry.
+    result = app.test_cli_runner().invoke(args=["demo", "--reports", "3000", "--days", "30", "--seed", "3"])
     assert result.exit_code == 0, result.output
     with Service(app) as running:
         yield running

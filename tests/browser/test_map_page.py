@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import time
+import urllib.request
+from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
-from tests.browser.conftest import record, shot
+from tests.browser.conftest import PHONE, record, shot
+from tests.conftest import NOW
 
 FIRST_LOAD_LIMIT = 150 * 1024
 REFRESH_LIMIT = 20 * 1024
@@ -38,3 +42,62 @@ def test_map_draws_events_from_its_own_origin_only(page, service, watched):
     weight = transferred(watched["requests"])
     record("first-load", {"bytes": weight, "requests": len(watched["requests"]), "drawn_s": round(drawn_s, 3)})
     assert weight <= FIRST_LOAD_LIMIT
+
+
+def layer_refresh(page) -> list:
+    """Run the map's own refresh to its end; return the last /api/layers and /api/heat responses."""
+    page.wait_for_load_state("networkidle")  # no refresh of the map's own still under way
+    seen: list = []
+
+    def keep(response) -> None:
+        seen.append(response)
+
+    page.on("response", keep)
+    page.evaluate("() => window.mapsvcMap.refresh()")
+    page.remove_listener("response", keep)
+    return [[r for r in seen if f"/api/{kind}?" in r.url][-1] for kind in ("layers", "heat")]
+
+
+def post_report(service, occurred_at: datetime) -> None:
+    """Post a raid 2 km north of the phone (as if fuzzed there), away from the report tests' raids."""
+    body = {
+        "category": "raid",
+        "lat": round(PHONE["latitude"] + 0.02, 4),
+        "lon": round(PHONE["longitude"], 4),
+        "occurred_at": occurred_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "fuzzed_on_device": True,
+    }
+    request = urllib.request.Request(
+        service.url + "/api/reports", json.dumps(body).encode(), {"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request) as answer:
+        assert answer.status == 201
+
+
+def test_a_layer_refresh_of_the_city_is_light_and_unchanged_ones_are_304(page, service, watched):
+    page.goto(service.url + "/")
+    page.wait_for_selector("#mapsvc[data-loaded]", state="attached")
+    page.wait_for_load_state("networkidle")
+    first = transferred([r for r in watched["requests"] if "/api/" in r.url])
+
+    for hours in range(3):  # three raids an hour apart: three events, enough for a heat cell to change
+        post_report(service, NOW - timedelta(hours=hours))
+    changed = layer_refresh(page)
+    unchanged = layer_refresh(page)
+
+    # The heat changes too unless a new raid merged into an older event nearby.
+    assert changed[0].status == 200 and changed[1].status in (200, 304)
+    assert all(r.headers.get("content-encoding") == "gzip" for r in changed if r.status == 200)
+    assert [r.status for r in unchanged] == [304, 304]
+    refresh = transferred([r.request for r in changed])
+    record(
+        "refresh",
+        {
+            "first_layers_and_heat_bytes": first,
+            "changed_refresh_bytes": refresh,
+            "heat_changed": changed[1].status == 200,
+            "unchanged_refresh_bytes": transferred([r.request for r in unchanged]),
+            "events_shown": page.evaluate("() => document.querySelectorAll('.leaflet-marker-icon.sym').length"),
+        },
+    )
+    assert refresh <= REFRESH_LIMIT
