@@ -245,7 +245,8 @@ def layer_events(session: Session, query: LayerQuery) -> tuple[list[LayerEvent],
     if not windows:
         return [], 0
     at_s = to_epoch(query.at)
-    histogram = session.execute(
+    connection = session.connection()  # plain rows: no ORM loading on the read path
+    histogram = connection.execute(
         select(Event.category, Event.bucket_start, func.count())
         .where(_visible(session, windows, query.bbox))
         .group_by(Event.category, Event.bucket_start)
@@ -266,7 +267,7 @@ def layer_events(session: Session, query: LayerQuery) -> tuple[list[LayerEvent],
         taken += count
     found = []
     if reach:
-        rows = session.execute(
+        rows = connection.execute(
             select(
                 Event.public_id,
                 Event.category,

@@ -203,7 +203,8 @@ def _atom_rows(session: Session, query: HeatQuery) -> list[Any]:
         .join(step, step.id == latest_step_id)
         .where(in_view, HeatSeries.last_bucket > windows.c.newest)
     )
-    return [*session.execute(current), *session.execute(past)]
+    connection = session.connection()  # plain rows: no ORM loading for thousands of tuples
+    return [*connection.execute(current), *connection.execute(past)]
 
 
 def read_atoms(session: Session, query: HeatQuery) -> list[Atom]:

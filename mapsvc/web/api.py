@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import h3
@@ -28,7 +28,7 @@ bp = Blueprint("api", __name__, url_prefix="/api")
 
 def iso(moment: datetime) -> str:
     """Return a compact ISO 8601 UTC timestamp."""
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return moment.astimezone(UTC).replace(microsecond=0, tzinfo=None).isoformat() + "Z"  # faster than strftime
 
 
 def json_response(body: Any, status: int = 200, cache: bool = False) -> Response:
