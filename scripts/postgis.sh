@@ -12,34 +12,9 @@ set -euo pipefail
 role=${MAPSVC_TEST_ROLE:-mapsvc_test}
 database=${MAPSVC_TEST_DATABASE:-mapsvc_test}
 
-say() { printf 'postgis: %s\n' "$*" >&2; }
-die() {
-    say "$*"
-    exit 1
-}
-
-as_root() {
-    if [[ "$(id -u)" -eq 0 ]]; then
-        "$@"
-    elif command -v sudo >/dev/null 2>&1; then
-        sudo "$@"
-    else
-        die "need root to run: $* (install sudo, or run this once as root)"
-    fi
-}
-
-apt_updated=
-apt_install() {
-    command -v apt-get >/dev/null 2>&1 || die "apt-get not found: install $* by hand"
-    local apt=(env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600)
-    if [[ -z "$apt_updated" ]]; then
-        say "apt-get update"
-        as_root "${apt[@]}" update -qq
-        apt_updated=1
-    fi
-    say "apt-get install $*"
-    as_root "${apt[@]}" install -y -qq --no-install-recommends "$@" >/dev/null
-}
+prefix=postgis
+# shellcheck source=scripts/lib.sh
+source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/lib.sh"
 
 # The newest installed server major version (Debian keeps one directory per version).
 server_version() { ls /usr/lib/postgresql 2>/dev/null | sort -n | tail -1; }

@@ -14,15 +14,13 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 venv=.venv
 stamp=$venv/.mapsvc-installed
 
-say() { printf 'setup: %s\n' "$*" >&2; }
-die() {
-    say "$*"
-    exit 1
-}
+prefix=setup
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
 
 # Two scripts started at once (demo.sh and test.sh) must not build the same .venv together.
 if command -v flock >/dev/null 2>&1; then
-    exec 9<"${BASH_SOURCE[0]}"
+    exec 9<scripts/setup.sh
     flock 9
 fi
 
@@ -39,30 +37,6 @@ if [[ -z "${MAPSVC_REINSTALL:-}" && -x "$venv/bin/mapsvc" && -f "$stamp" ]] &&
     [[ "$(cat "$stamp")" == "$(wanted_stamp)" ]]; then
     exit 0
 fi
-
-as_root() {
-    if [[ "$(id -u)" -eq 0 ]]; then
-        "$@"
-    elif command -v sudo >/dev/null 2>&1; then
-        sudo "$@"
-    else
-        die "need root to run: $* (install sudo, or run this once as root)"
-    fi
-}
-
-apt_updated=
-apt_install() {
-    command -v apt-get >/dev/null 2>&1 || die "apt-get not found: install $* by hand"
-    # Wait for another apt or dpkg run to finish rather than fail on its lock.
-    local apt=(env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600)
-    if [[ -z "$apt_updated" ]]; then
-        say "apt-get update"
-        as_root "${apt[@]}" update -qq
-        apt_updated=1
-    fi
-    say "apt-get install $*"
-    as_root "${apt[@]}" install -y -qq --no-install-recommends "$@" >/dev/null
-}
 
 is_recent() { "$1" -c 'import sys; sys.exit(sys.version_info < (3, 11))' >/dev/null 2>&1; }
 

@@ -11,13 +11,15 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
+prefix=test
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
+
 bash scripts/setup.sh
 
 # The browser tests drive Debian's Chromium (Playwright's own browser download cannot work here).
 if ! command -v chromium >/dev/null 2>&1; then
-    echo "== installing chromium for the browser tests" >&2
-    env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 update -qq
-    env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends chromium >/dev/null
+    apt_install chromium
 fi
 
 export MAPSVC_TEST_ENGINES=${MAPSVC_TEST_ENGINES:-sqlite,postgis}
