@@ -11,7 +11,7 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-prefix=test
+prefix='test'
 # shellcheck source=scripts/lib.sh
 source scripts/lib.sh
 

@@ -90,3 +90,19 @@ def test_cli_names_an_unreachable_database(tmp_path):
     assert result.exit_code == 1
     assert "the database is unreachable" in result.output
     assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("path", ["/api/heat", "/api/layers"])
+def test_a_schema_behind_the_migrations_answers_503_naming_the_upgrade(own_app, path):
+    client = own_app.test_client()
+    store = own_app.extensions["mapsvc.store"]
+    cascade = " CASCADE" if store.dialect == "postgresql" else ""
+    with store.engine.begin() as connection:  # as if a newer release ran before `db upgrade`
+        connection.execute(text("DROP TABLE reports"))
+        connection.execute(text(f"DROP TABLE events{cascade}"))
+        connection.execute(text("ALTER TABLE heat_series DROP COLUMN last_sum"))
+
+    response = client.get(path)
+
+    assert response.status_code == 503
+    assert "mapsvc db upgrade" in response.get_json()["error"]

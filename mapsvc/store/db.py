@@ -12,7 +12,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event, text
-from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import InterfaceError, OperationalError, ProgrammingError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from mapsvc.errors import MapsvcError
@@ -26,6 +26,22 @@ class DatabaseUnavailable(MapsvcError):
     status = 503
 
 
+#: SQLSTATEs of PostgreSQL for an undefined table and an undefined column.
+_SCHEMA_SQLSTATES = {"42P01", "42703"}
+
+
+def _is_schema_missing(error: BaseException) -> bool:
+    """Return whether ``error`` says a table or column of the schema does not exist."""
+    if not isinstance(error, OperationalError | ProgrammingError):
+        return False
+    text = str(error.orig)
+    return (
+        "no such table" in text
+        or "no such column" in text
+        or getattr(error.orig, "sqlstate", None) in _SCHEMA_SQLSTATES
+    )
+
+
 def as_unavailable(error: BaseException) -> DatabaseUnavailable | None:
     """Return the 503 error that ``error`` means, or None when it is not about reaching the database.
 
@@ -33,6 +49,8 @@ def as_unavailable(error: BaseException) -> DatabaseUnavailable | None:
     """
     if isinstance(error, DatabaseUnavailable):
         return error
+    if _is_schema_missing(error):
+        return DatabaseUnavailable("the database schema is missing or out of date: run `mapsvc db upgrade`")
     if not isinstance(error, OperationalError | InterfaceError):
         return None
     if "locked" in str(error.orig) or "busy" in str(error.orig):
