@@ -215,3 +215,23 @@ def test_override_that_is_not_a_mapping_is_rejected(changes):
 def test_invalid_value_is_rejected(field, value):
     with pytest.raises(ValueError, match="attack"):
         build_policies({"attack": {field: value}})
+
+
+def test_visible_buckets_span_the_horizon_up_to_the_delay():
+    from datetime import UTC, datetime, timedelta
+
+    at = datetime(2026, 6, 15, 22, 30, tzinfo=UTC)
+    policy = build_policies({"raid": {"publication_delay_s": 3600}})["raid"]
+
+    oldest, newest = policy.visible_buckets(at)
+
+    assert newest == at - timedelta(hours=1)
+    assert (at - oldest).total_seconds() == pytest.approx(3 * 86400 * math.log2(20))
+
+
+def test_visible_buckets_are_none_when_the_delay_outlasts_visibility():
+    from datetime import UTC, datetime
+
+    policy = build_policies({"checkpoint": {"publication_delay_s": 30 * 3600}})["checkpoint"]
+
+    assert policy.visible_buckets(datetime(2026, 6, 15, tzinfo=UTC)) is None

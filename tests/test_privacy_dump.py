@@ -202,21 +202,29 @@ def test_dump_holds_the_events(used):
     assert insert_count(used.dump, "reports") == reports == REPORTS - 1
 
 
+#: What the checks below read: the database dump and the captured logs.
+TRACES = ["dump", "logs"]
+
+
+@pytest.mark.parametrize("trace", TRACES)
 @pytest.mark.parametrize("text", [CLIENT_ADDRESS, FORWARDED_ADDRESS, USER_AGENT, "mapsvc-privacy-probe"])
-def test_dump_holds_no_client_trace(used, text):
-    assert text not in used.dump
+def test_no_client_trace(used, trace, text):
+    assert text not in getattr(used, trace)
 
 
-def test_dump_holds_no_report_text(used):
-    assert DETAILS_MARKER not in used.dump
+@pytest.mark.parametrize("trace", TRACES)
+def test_no_report_text(used, trace):
+    assert DETAILS_MARKER not in getattr(used, trace)
 
 
-def test_dump_holds_no_true_coordinate(used):
-    assert _numbers_in(used.dump) & _coordinate_forms(_sent_coordinates(used.sent)) == set()
+@pytest.mark.parametrize("trace", TRACES)
+def test_no_true_coordinate(used, trace):
+    assert _numbers_in(getattr(used, trace)) & _coordinate_forms(_sent_coordinates(used.sent)) == set()
 
 
-def test_dump_holds_no_rejected_coordinate(used):
-    assert _numbers_in(used.dump) & _coordinate_forms(_invalid_coordinates()) == set()
+@pytest.mark.parametrize("trace", TRACES)
+def test_no_rejected_coordinate(used, trace):
+    assert _numbers_in(getattr(used, trace)) & _coordinate_forms(_invalid_coordinates()) == set()
 
 
 def _cdf(distance: float, category: str) -> float:
@@ -279,22 +287,5 @@ def test_errors_were_answered_as_errors(used):
 
 
 def test_logs_were_captured(used):
-    # The SQL of every request is logged at DEBUG; without it the checks below would prove nothing.
+    # The SQL of every request is logged at DEBUG; without it the log checks would prove nothing.
     assert used.logs.count("INSERT INTO reports") >= len(used.sent)
-
-
-@pytest.mark.parametrize("text", [CLIENT_ADDRESS, FORWARDED_ADDRESS, USER_AGENT, "mapsvc-privacy-probe"])
-def test_logs_hold_no_client_trace(used, text):
-    assert text not in used.logs
-
-
-def test_logs_hold_no_report_text(used):
-    assert DETAILS_MARKER not in used.logs
-
-
-def test_logs_hold_no_true_coordinate(used):
-    assert _numbers_in(used.logs) & _coordinate_forms(_sent_coordinates(used.sent)) == set()
-
-
-def test_logs_hold_no_rejected_coordinate(used):
-    assert _numbers_in(used.logs) & _coordinate_forms(_invalid_coordinates()) == set()

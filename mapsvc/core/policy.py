@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 #: Odds between two candidate places within the protected radius change at most e^level.
@@ -98,6 +98,17 @@ class CategoryPolicy:
     def horizon_s(self, threshold: float = DEFAULT_VISIBILITY_THRESHOLD) -> float:
         """Return the age in seconds at which an event's weight falls below ``threshold``."""
         return self.half_life_s * math.log2(1.0 / threshold)
+
+    def visible_buckets(
+        self, at: datetime, threshold: float = DEFAULT_VISIBILITY_THRESHOLD
+    ) -> tuple[datetime, datetime] | None:
+        """Return (oldest, newest) bucket starts whose events are published and visible at ``at``.
+
+        None when the publication delay outlasts the visibility itself.
+        """
+        newest = at - timedelta(seconds=self.publication_delay_s)
+        oldest = at - timedelta(seconds=self.horizon_s(threshold))
+        return (oldest, newest) if oldest <= newest else None
 
     def as_public_dict(self, level: float = DEFAULT_PRIVACY_LEVEL) -> dict[str, Any]:
         """Return what a client needs to know about the category, in plain units."""

@@ -209,13 +209,6 @@ class LayerEvent:
     weight: float
 
 
-def _window(policy: CategoryPolicy, at: datetime, threshold: float) -> tuple[datetime, datetime]:
-    """Return the bucket range whose events are published and visible at ``at``."""
-    newest = at - timedelta(seconds=policy.publication_delay_s)
-    oldest = at - timedelta(seconds=policy.horizon_s(threshold))
-    return oldest, newest
-
-
 def _visible(
     session: Session, windows: Mapping[str, tuple[datetime, datetime]], bbox: tuple[float, float, float, float]
 ) -> Any:
@@ -240,8 +233,8 @@ def layer_events(session: Session, query: LayerQuery) -> tuple[list[LayerEvent],
     events are stored.
     """
     policies = {p.name: p for p in query.policies}
-    windows = {name: _window(p, query.at, query.threshold) for name, p in policies.items()}
-    windows = {name: (oldest, newest) for name, (oldest, newest) in windows.items() if oldest <= newest}
+    found_windows = {name: p.visible_buckets(query.at, query.threshold) for name, p in policies.items()}
+    windows = {name: window for name, window in found_windows.items() if window is not None}
     if not windows:
         return [], 0
     at_s = to_epoch(query.at)

@@ -147,10 +147,9 @@ def _windows(query: HeatQuery) -> Any:
     """Return a VALUES table of (category, oldest, newest): each category's visible buckets."""
     rows = []
     for policy in query.policies:
-        newest = query.at - timedelta(seconds=policy.publication_delay_s)
-        oldest = query.at - timedelta(seconds=policy.horizon_s(query.threshold))
-        if oldest <= newest:
-            rows.append((policy.name, oldest, newest))
+        window = policy.visible_buckets(query.at, query.threshold)
+        if window is not None:
+            rows.append((policy.name, *window))
     if not rows:
         return None
     columns = (column("category", String), column("oldest", UTCDateTime()), column("newest", UTCDateTime()))
