@@ -138,8 +138,15 @@ def prune_command() -> None:
 
 def init_app(app: Flask) -> None:
     """Register the commands on the app's CLI (``flask --app mapsvc`` works too)."""
-    for command in (db_group, heat_group, serve, demo, prune_command):
+    from mapsvc.cli_accounts import admin_group
+    from mapsvc.cli_advocacy import advocacy_group, districts_group
+    from mapsvc.cli_import import import_command
+    from mapsvc.cli_roads import roads_group
+
+    for command in (db_group, heat_group, serve, demo, prune_command, admin_group, import_command, roads_group):
         app.cli.add_command(command)
+    app.cli.add_command(districts_group)
+    app.cli.add_command(advocacy_group)
 
 
 def _create_app(*_: Any) -> Flask:

@@ -47,6 +47,62 @@ DEFAULTS: dict[str, Any] = {
     # How many events (the heaviest first) the map asks for per refresh: sized for 2G; the
     # status line says when more match, and the heat still counts them all.
     "MAP_EVENT_LIMIT": 400,
+    # Accounts. Sign-in cookies are Secure unless turned off (browsers accept Secure cookies on
+    # http://localhost and 127.0.0.1); a Secure cookie gets the __Host- prefix.
+    "SESSION_COOKIE_SECURE": True,
+    "LOGIN_SESSION_HOURS": 12,
+    # A password-only step waiting for its two-factor code lives this long.
+    "LOGIN_PENDING_MINUTES": 5,
+    "LOGIN_MAX_FAILURES": 5,
+    "LOGIN_LOCKOUT_MINUTES": 15,
+    "PASSWORD_MIN_LENGTH": 12,
+    "INVITATION_MAX_DAYS": 30,
+    # Staff roles (moderator, planner, advocate, admin) must use TOTP two-factor sign-in.
+    "REQUIRE_STAFF_TOTP": False,
+    # argon2 parameters: a profile of argon2.profiles (tests use "CHEAPEST").
+    "ARGON2_PROFILE": "RFC_9106_LOW_MEMORY",
+    # Rate limits (Flask-Limiter syntax), keyed by a daily-rotating salted hash of the address.
+    # Storage "memory://" serves one process; give a "redis://..." URI for several workers.
+    "RATELIMIT_ENABLED": True,
+    "RATELIMIT_STORAGE_URI": "memory://",
+    "LOGIN_RATE_LIMIT": "10 per minute;60 per hour",
+    "INTAKE_RATE_LIMIT": "30 per minute;300 per hour",
+    # Burst hold: past this many reports from one source (the same hashed address) in the window,
+    # its further reports wait for a moderator instead of appearing. Sized for many phones behind
+    # one mobile carrier's address and for an offline queue sent at once; "" turns it off.
+    "BURST_HOLD": "8 per hour",
+    # The moderation queue lists published unverified events of this many recent days.
+    "MODERATION_RECENT_DAYS": 7,
+    # Queue cards per page on the moderator's phone page (the API lists the whole queue).
+    "MODERATION_PAGE_SIZE": 20,
+    # Answers to map reads are kept in memory until the data changes (0 turns this off); reads of
+    # "now" are answered for now rounded down to READ_CACHE_S seconds, so phones share answers.
+    "READ_CACHE_S": 10,
+    "READ_CACHE_MB": 32,
+    # Route planning (planners): alpha weighs danger against distance (cost = length x (1 + alpha
+    # x risk)); category weights say how strongly each kind of event is avoided (0 to 1); a piece
+    # of street counts as "in danger" from this risk on (0.25: within the fuzz radius of one fresh
+    # event of weight 1); points farther than ROUTE_MAX_SNAP_M from any street are refused.
+    "ROUTE_ALPHA": 5.0,
+    "ROUTE_ALPHA_MAX": 100.0,
+    "ROUTE_CATEGORY_WEIGHTS": {
+        "checkpoint": 1.0,
+        "raid": 1.0,
+        "detention": 1.0,
+        "attack": 1.0,
+        "patrol": 0.5,
+        "extortion": 0.5,
+        "robbery": 0.5,
+        "other": 0.5,
+    },
+    "ROUTE_DANGER_THRESHOLD": 0.25,
+    "ROUTE_WALK_SPEED_KMH": 4.5,
+    "ROUTE_DRIVE_SPEED_KMH": 25.0,
+    "ROUTE_MAX_SNAP_M": 300.0,
+    "ROUTE_MAX_AHEAD_HOURS": 168,
+    # Advocacy: H3 resolution of the count atoms (category x perpetrator x cell x month) that
+    # every advocacy figure sums; 7 is about 5.2 km². Never finer than HEAT_RESOLUTION.
+    "ADVOCACY_RESOLUTION": 7,
     # Tests inject these; production uses the system clock and a cryptographic source.
     "CLOCK": None,
     "FUZZ_RNG": None,

@@ -36,3 +36,21 @@ class NotFound(MapsvcError):
     """The thing asked for does not exist (or the caller may not know that it does)."""
 
     status = 404
+
+
+class SignInRequired(MapsvcError):
+    """The request needs an account (or a valid API token) and has none."""
+
+    status = 401
+
+
+class Forbidden(MapsvcError):
+    """The requester is known but may not do this (a role without the capability, a bad CSRF token)."""
+
+    status = 403
+
+
+class Conflict(MapsvcError):
+    """The thing asked for cannot be done in the current state (an impossible transition)."""
+
+    status = 409

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from flask import Flask, current_app, request
+from flask import Flask, current_app, has_request_context, request
 from flask_babel import Babel, get_locale
 
 LANGUAGES = ("ru", "ky", "en")
@@ -18,11 +18,16 @@ TRANSLATIONS = Path(__file__).resolve().parent / "translations"
 
 
 def select_language() -> str:
-    """Return the language asked for by ``?lang=``, then the cookie, then Accept-Language."""
+    """Return the language asked for by ``?lang=``, then the cookie, then Accept-Language.
+
+    Outside a request (the command line) it is the configured default.
+    """
+    fallback = current_app.config.get("DEFAULT_LANGUAGE") or DEFAULT_LANGUAGE
+    if not has_request_context():
+        return str(fallback)
     for asked in (request.args.get("lang"), request.cookies.get(COOKIE)):
         if asked in LANGUAGES:
             return str(asked)
-    fallback = current_app.config.get("DEFAULT_LANGUAGE") or DEFAULT_LANGUAGE
     return request.accept_languages.best_match(LANGUAGES) or fallback
 
 

@@ -26,6 +26,12 @@ with create_app().app_context(), get_store().reader() as session:
 ')
 if [[ "$events" == 0 ]]; then
     .venv/bin/mapsvc demo --reports "${DEMO_REPORTS:-5000}" --days "${DEMO_DAYS:-30}"
+    # A first admin to try the staff pages with, its password random and shown only here. It
+    # invites the other roles from /admin/invitations.
+    password=$(.venv/bin/python -c 'import secrets; print(secrets.token_urlsafe(15))')
+    if printf '%s\n' "$password" | .venv/bin/mapsvc admin create demo-admin --password-stdin >/dev/null; then
+        echo "demo admin: sign in at http://127.0.0.1:${PORT:-8000}/login as demo-admin with $password"
+    fi
 else
     echo "the database already holds $events events: no demo data added"
 fi

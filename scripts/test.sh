@@ -22,6 +22,21 @@ if ! command -v chromium >/dev/null 2>&1; then
     apt_install chromium
 fi
 
+# The OGC API tests read the service with GDAL's own client (ogrinfo/ogr2ogr, driver OAPIF).
+if ! command -v ogrinfo >/dev/null 2>&1; then
+    apt_install gdal-bin
+fi
+
+# Limits shared by several workers are tested against a real Redis, started here if none
+# answers; it keeps nothing on disk (no snapshots, no append-only file).
+export MAPSVC_TEST_REDIS=${MAPSVC_TEST_REDIS:-redis://127.0.0.1:6379/15}
+if ! redis-cli -u "$MAPSVC_TEST_REDIS" ping >/dev/null 2>&1; then
+    command -v redis-server >/dev/null 2>&1 || apt_install redis-server
+    say "starting redis-server on 127.0.0.1:6379"
+    redis-server --bind 127.0.0.1 --port 6379 --daemonize yes --save '' --appendonly no >/dev/null
+    for _ in $(seq 50); do redis-cli -u "$MAPSVC_TEST_REDIS" ping >/dev/null 2>&1 && break; sleep 0.1; done
+fi
+
 export MAPSVC_TEST_ENGINES=${MAPSVC_TEST_ENGINES:-sqlite,postgis}
 if [[ ",$MAPSVC_TEST_ENGINES," == *,postgis,* ]]; then
     # Installs PostgreSQL and PostGIS if missing, starts the server, creates the tests' role and

@@ -96,6 +96,9 @@ def app_config(tmp_path: Path, migrated_template: SqliteDatabases | PostgisDatab
         "DATABASE_URL": migrated_template.per_test(tmp_path),
         "CLOCK": clock,
         "FUZZ_RNG": random.Random(20261122),
+        # Fast password hashing, and no rate limits unless a test turns them on.
+        "ARGON2_PROFILE": "CHEAPEST",
+        "RATELIMIT_ENABLED": False,
     }
 
 

@@ -31,7 +31,19 @@ ENGINES = ("sqlite", "postgis")
 #: Where the tests find PostgreSQL: the role and base database that scripts/postgis.sh creates.
 DEFAULT_POSTGRES_URL = "postgresql+psycopg://mapsvc_test@127.0.0.1:5432/mapsvc_test"
 
-TABLES = ("events", "reports", "heat_series", "heat_steps")
+#: Every table of the schema, emptied between tests (accounts and the audit log too).
+TABLES = (
+    "events",
+    "reports",
+    "heat_series",
+    "heat_steps",
+    "audit_log",
+    "accounts",
+    "invitations",
+    "login_sessions",
+    "api_tokens",
+    "districts",
+)
 
 
 class SqliteDatabases:

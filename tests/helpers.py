@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,10 @@ from werkzeug.test import TestResponse
 
 from mapsvc import create_app
 from mapsvc.core.policy import DEFAULT_POLICIES
+from mapsvc.core.roles import Role
+from mapsvc.store.accounts import create_account
 from mapsvc.store.models import Event, Report
+from mapsvc.web.sessions import account_policy
 from tests.conftest import BISHKEK, Clock
 from tests.databases import PostgisDatabases, SqliteDatabases
 
@@ -31,6 +35,8 @@ def build_app(directory: Path, databases: SqliteDatabases | PostgisDatabases, se
             "DATABASE_URL": databases.fresh(directory),
             "CLOCK": Clock(),
             "FUZZ_RNG": random.Random(seed),
+            "ARGON2_PROFILE": "CHEAPEST",
+            "RATELIMIT_ENABLED": False,
             **config,
         }
     )
@@ -120,3 +126,41 @@ def layer_ids(client: FlaskClient, **params: Any) -> list[str]:
     response = client.get("/api/layers", query_string=params)
     assert response.status_code == 200, response.get_json()
     return [f["id"] for f in response.get_json()["features"]]
+
+
+#: The password of every account that ``make_account`` and ``sign_in`` create.
+PASSWORD = "correct horse battery staple"
+_CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]*)">')
+
+
+def make_account(app: Flask, role: Role | str, username: str | None = None, password: str = PASSWORD) -> int:
+    """Create an account of ``role`` directly in the store; return its id."""
+    role = Role(role)
+    with app.app_context(), app.extensions["mapsvc.store"].writing() as session:
+        account = create_account(
+            session, username or f"{role.value}-1", password, role, datetime.now(UTC), account_policy()
+        )
+        return account.id
+
+
+def page_csrf_token(client: FlaskClient, path: str = "/report") -> str:
+    """Return the CSRF token a page offers its scripts (empty when not signed in)."""
+    match = _CSRF_META.search(client.get(path).get_data(as_text=True))
+    assert match is not None, "the page has no csrf-token meta element"
+    return match.group(1)
+
+
+def sign_in(client: FlaskClient, app: Flask, role: Role | str, username: str | None = None) -> str:
+    """Create an account of ``role`` and sign ``client`` in through the real login form.
+
+    Returns the session's CSRF token: send it as the form field ``csrf_token`` or the header
+    ``X-CSRF-Token`` with every unsafe request of this client.
+    """
+    role = Role(role)
+    username = username or f"{role.value}-1"
+    make_account(app, role, username)
+    response = client.post("/login", data={"username": username, "password": PASSWORD})
+    assert response.status_code == 303, response.get_data(as_text=True)
+    token = page_csrf_token(client)
+    assert token, "signed in, but the page offers no CSRF token"
+    return token

@@ -14,26 +14,22 @@ import json
 import multiprocessing
 import os
 import random
-import socket
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, text
 
 from tests.conftest import BISHKEK
+from tests.servers import MAPSVC, request, serving
 
 PROCESSES = 4
 SAME_PLACE = 35  # per process: identical device-fuzzed checkpoints, one bucket
 RAID_BUCKETS = 10  # per process: raids at one place, each in a bucket of its own
 PATROL_PLACES = 5  # per process: patrols at places far apart
-MAPSVC = Path(sys.executable).parent / "mapsvc"
 
 
 def _iso(moment: datetime) -> str:
@@ -71,19 +67,7 @@ def _fire(port: int, bodies: list[dict[str, Any]]) -> list[int]:
 
 
 def _get(port: int, path: str) -> tuple[int, Any]:
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    try:
-        connection.request("GET", path)
-        response = connection.getresponse()
-        return response.status, json.loads(response.read() or b"null")
-    finally:
-        connection.close()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return request(port, "GET", path)
 
 
 @pytest.fixture
@@ -96,32 +80,8 @@ def database(migrated_template, tmp_path) -> Iterator[str]:
 @pytest.fixture
 def server(database, tmp_path) -> Iterator[int]:
     """Run ``mapsvc serve --workers 3`` on a free loopback port; yield the port once it is healthy."""
-    port = _free_port()
-    env = {**os.environ, "MAPSVC_DATABASE_URL": database}
-    log = tmp_path / "server.log"
-    with log.open("w") as stderr:
-        process = subprocess.Popen(
-            [str(MAPSVC), "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "3"],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=stderr,
-        )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert process.poll() is None, log.read_text()
-            try:
-                if _get(port, "/api/health")[0] == 200:
-                    break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, "the server did not become healthy within 60 s"
-            time.sleep(0.2)
+    with serving(database, tmp_path / "server.log", workers=3) as port:
         yield port
-    finally:
-        process.terminate()
-        process.wait(30)
-        print(log.read_text())  # shown by pytest when the test fails
 
 
 def _scalars(url: str, *queries: str) -> list[Any]:

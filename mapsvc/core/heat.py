@@ -71,9 +71,10 @@ def aggregate(atoms: Iterable[Atom], resolution: int, min_counts: Mapping[str, i
     """
     totals: dict[str, tuple[float, int]] = {}
     for atom in publishable(atoms, min_counts):
-        if h3.get_resolution(atom.cell) < resolution:
+        atom_resolution = h3.get_resolution(atom.cell)
+        if atom_resolution < resolution:
             raise ValueError("resolution is finer than the stored heat cells")
-        cell = atom.cell if h3.get_resolution(atom.cell) == resolution else h3.cell_to_parent(atom.cell, resolution)
+        cell = atom.cell if atom_resolution == resolution else h3.cell_to_parent(atom.cell, resolution)
         intensity, events = totals.get(cell, (0.0, 0))
         totals[cell] = (intensity + atom.intensity, events + atom.live_events)
     return [HeatCell(cell, intensity, events) for cell, (intensity, events) in sorted(totals.items())]

@@ -11,11 +11,12 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Engine, create_engine, event, select, text, update
 from sqlalchemy.exc import InterfaceError, OperationalError, ProgrammingError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from mapsvc.errors import MapsvcError
+from mapsvc.store.models import StoreVersion
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent.parent / "migrations"
 
@@ -91,6 +92,10 @@ def _configure_sqlite(engine: Engine) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
+_NEXT_VERSION = update(StoreVersion).where(StoreVersion.id == 1).values(writes=StoreVersion.writes + 1)
+_VERSION = select(StoreVersion.writes).where(StoreVersion.id == 1)
+
+
 class Store:
     """The database behind one app: an engine and its session factories."""
 
@@ -111,9 +116,18 @@ class Store:
 
     @contextmanager
     def writing(self) -> Iterator[Session]:
-        """Yield a session in a write transaction; commit on success, roll back on error."""
+        """Yield a session in a write transaction; commit on success, roll back on error.
+
+        Every write transaction also moves the store's version, in the same transaction, so
+        that answers cached for the version before it are never served again.
+        """
         with self._writer() as session, session.begin():
             yield session
+            session.execute(_NEXT_VERSION)
+
+    def version(self, session: Session) -> int:
+        """Return the store's version: the number of write transactions committed so far."""
+        return int(session.execute(_VERSION).scalar_one())
 
     def check(self) -> None:
         """Raise :class:`DatabaseUnavailable` unless the database answers a query now."""

@@ -8,16 +8,17 @@ import math
 import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import DateTime, and_, bindparam, case, delete, func, insert, or_, select, type_coerce, update
 from sqlalchemy.orm import Session
 
 from mapsvc.core.decay import from_epoch, to_epoch, weight
 from mapsvc.core.fuzz import geodesic_distance_m
 from mapsvc.core.heat import cell_of
 from mapsvc.core.policy import CategoryPolicy
+from mapsvc.core.trust import Hold, Status, Trust, trust_of
 from mapsvc.store.heat import change_heat
 from mapsvc.store.models import EVENT_POINT, Event, HeatSeries, HeatStep, Report
 from mapsvc.store.spatial import in_bbox, is_postgis
@@ -36,6 +37,19 @@ class PublishedReport:
     lon: float
     bucket_start: datetime
     details: str | None = None
+
+
+@dataclass(frozen=True)
+class Standing:
+    """Where a new report stands: sent by a trusted reporter, or held for a moderator (and why)."""
+
+    trusted: bool = False
+    hold: Hold | None = None
+
+    @property
+    def status(self) -> Status:
+        """Return the status of an event this report creates."""
+        return Status.PUBLISHED if self.hold is None else Status.PENDING
 
 
 @dataclass(frozen=True)
@@ -67,6 +81,9 @@ _MERGE_CANDIDATES = (
         Event.bucket_start == bindparam("bucket"),
         Event.lat.between(bindparam("lat0"), bindparam("lat1")),
         Event.lon.between(bindparam("lon0"), bindparam("lon1")),
+        # Only an event of the same standing absorbs a report: see merge_rules in the README.
+        Event.status == bindparam("status"),
+        func.coalesce(Event.held_reason, "") == bindparam("held"),
     )
     .order_by(Event.id)
     .with_for_update()
@@ -74,7 +91,14 @@ _MERGE_CANDIDATES = (
 #: The first key of mapsvc's advisory locks ("maps"), apart from other users of the database.
 _LOCK_CLASS = 0x6D617073
 _MERGE_LOCK = select(func.pg_advisory_xact_lock(_LOCK_CLASS, func.hashtext(bindparam("group"))))
-_CORROBORATE = update(Event).where(Event.id == bindparam("event_id")).values(corroborations=Event.corroborations + 1)
+_CORROBORATE = (
+    update(Event)
+    .where(Event.id == bindparam("event_id"))
+    .values(
+        corroborations=Event.corroborations + 1,
+        trust=case((Event.trust == Trust.VERIFIED.value, Trust.VERIFIED.value), else_=bindparam("merged_trust")),
+    )
+)
 _NEW_EVENT = insert(Event).returning(Event.id)
 _NEW_REPORT = insert(Report)
 
@@ -86,15 +110,19 @@ def lock_merge_group(session: Session, report: PublishedReport) -> None:
     find no event and both create one. SQLite's writers already queue (BEGIN IMMEDIATE);
     PostgreSQL takes a transaction-level advisory lock on the pair.
     """
+    lock_group(session, report.category, report.bucket_start)
+
+
+def lock_group(session: Session, category: str, bucket: datetime) -> None:
+    """Take the merge lock of one category and bucket (PostgreSQL; SQLite's writers queue anyway)."""
     if is_postgis(session):
-        group = f"{report.category}@{report.bucket_start.isoformat()}"
-        session.connection().execute(_MERGE_LOCK, {"group": group})
+        session.connection().execute(_MERGE_LOCK, {"group": f"{category}@{bucket.isoformat()}"})
 
 
 def find_merge_target(
-    session: Session, report: PublishedReport, policy: CategoryPolicy, level: float
+    session: Session, report: PublishedReport, policy: CategoryPolicy, level: float, standing: Standing = Standing()
 ) -> tuple[int, str] | None:
-    """Return (id, public id) of the nearest same-category, same-bucket event in merge distance."""
+    """Return (id, public id) of the nearest same-category, same-bucket, same-standing event in merge distance."""
     distance = policy.merge_distance_m(level)
     lat0, lat1, lon0, lon1 = _search_box(report.lat, report.lon, distance)
     candidates = (
@@ -108,6 +136,8 @@ def find_merge_target(
                 "lat1": lat1,
                 "lon0": lon0,
                 "lon1": lon1,
+                "status": standing.status.value,
+                "held": standing.hold.value if standing.hold else "",
             },
         )
         .all()
@@ -130,17 +160,24 @@ def record_report(
     policy: CategoryPolicy,
     level: float,
     heat_resolution: int,
+    standing: Standing = Standing(),
+    *,
+    group_locked: bool = False,
 ) -> Receipt:
-    """Store a report: merge it into a matching event or create a new event and its heat.
+    """Store a report: merge it into a matching event or create a new event (and its heat if published).
 
-    A merged report changes only the event's corroboration count: the event keeps its first
-    published point, so repeated reports of one place never average towards the truth.
+    A merged report changes only the event's corroboration count and trust: the event keeps its
+    first published point, so repeated reports of one place never average towards the truth.
+    ``group_locked``: the caller already excludes other writers of events (an import's table
+    lock), so no merge-group lock is taken.
     """
-    lock_merge_group(session, report)
-    target = find_merge_target(session, report, policy, level)
+    if not group_locked:
+        lock_merge_group(session, report)
+    target = find_merge_target(session, report, policy, level, standing)
     if target is not None:
         event_id, event_public_id = target
-        session.connection().execute(_CORROBORATE, {"event_id": event_id})
+        merged_trust = Trust.VERIFIED if standing.trusted else Trust.CORROBORATED
+        session.connection().execute(_CORROBORATE, {"event_id": event_id, "merged_trust": merged_trust.value})
     else:
         event_public_id = secrets.token_urlsafe(12)
         cell = cell_of(report.lat, report.lon, heat_resolution)
@@ -154,13 +191,23 @@ def record_report(
             "heat_cell": cell,
             "corroborations": 1,
             "details": report.details,
+            "status": standing.status.value,
+            "trust": trust_of(1, int(standing.trusted), False).value,
+            "held_reason": standing.hold.value if standing.hold else None,
         }
         event_id = session.connection().execute(_NEW_EVENT, values).scalar_one()
-        change_heat(session, cell, report.bucket_start, policy, 1)
+        if standing.status is Status.PUBLISHED:
+            change_heat(session, cell, report.bucket_start, policy, 1)
     code = secrets.token_urlsafe(16)
     receipt_id = secrets.token_urlsafe(12)
     session.connection().execute(
-        _NEW_REPORT, {"public_id": receipt_id, "event_id": event_id, "withdrawal_hash": _hash_code(code)}
+        _NEW_REPORT,
+        {
+            "public_id": receipt_id,
+            "event_id": event_id,
+            "withdrawal_hash": _hash_code(code),
+            "trusted": standing.trusted,
+        },
     )
     return Receipt(report_id=receipt_id, withdrawal_code=code, event_id=event_public_id, merged=target is not None)
 
@@ -179,9 +226,18 @@ def withdraw_report(session: Session, report_id: str, code: str, policies: Mappi
     if event is not None:
         event.corroborations -= 1
         if event.corroborations <= 0:
-            change_heat(session, event.heat_cell, event.bucket_start, policies[event.category], -1)
+            if event.status == Status.PUBLISHED:
+                change_heat(session, event.heat_cell, event.bucket_start, policies[event.category], -1)
             session.delete(event)
+        else:
+            refresh_trust(session, event)
     return True
+
+
+def refresh_trust(session: Session, event: Event) -> None:
+    """Set an event's trust from the reports that back it now (after a withdrawal, merge or split)."""
+    trusted = session.scalar(select(func.count()).where(Report.event_id == event.id, Report.trusted.is_(True)))
+    event.trust = trust_of(event.corroborations, int(trusted or 0), event.verified_by_staff).value
 
 
 @dataclass(frozen=True)
@@ -193,6 +249,19 @@ class LayerQuery:
     policies: Iterable[CategoryPolicy]
     threshold: float
     limit: int
+
+
+#: What a public layer shows of an event (the OGC API, the exports), in :class:`LayerEvent`'s order.
+PUBLIC_COLUMNS = (
+    Event.public_id,
+    Event.category,
+    Event.perpetrator,
+    Event.lat,
+    Event.lon,
+    Event.bucket_start,
+    Event.corroborations,
+    Event.trust,
+)
 
 
 @dataclass(frozen=True)
@@ -207,6 +276,7 @@ class LayerEvent:
     bucket_start: datetime
     corroborations: int
     weight: float
+    trust: str = Trust.UNVERIFIED.value
 
 
 def _visible(
@@ -221,6 +291,7 @@ def _visible(
             )
         ),
         in_bbox(session, Event.lat, Event.lon, EVENT_POINT, bbox),
+        Event.status == Status.PUBLISHED.value,
     )
 
 
@@ -267,13 +338,19 @@ def layer_events(session: Session, query: LayerQuery) -> tuple[list[LayerEvent],
                 Event.perpetrator,
                 Event.lat,
                 Event.lon,
-                Event.bucket_start,
+                type_coerce(Event.bucket_start, DateTime()),  # naive UTC: made aware once per bucket below
                 Event.corroborations,
+                Event.trust,
             ).where(_visible(session, reach, query.bbox))
         )
-        for public_id, name, perpetrator, lat, lon, bucket, corroborations in rows:
-            w = weight(at_s - to_epoch(bucket), policies[name].half_life_s)
-            found.append(LayerEvent(public_id, name, perpetrator, lat, lon, bucket, corroborations, w))
+        # Events share few buckets: each (category, bucket) gets its moment and weight once.
+        buckets: dict[tuple[str, datetime], tuple[datetime, float]] = {}
+        for public_id, name, perpetrator, lat, lon, naive, corroborations, trust in rows:
+            if (name, naive) not in buckets:
+                bucket = naive.replace(tzinfo=UTC)
+                buckets[name, naive] = (bucket, weight(at_s - to_epoch(bucket), policies[name].half_life_s))
+            bucket, w = buckets[name, naive]
+            found.append(LayerEvent(public_id, name, perpetrator, lat, lon, bucket, corroborations, w, trust))
     found.sort(key=lambda e: (-e.weight, e.public_id))
     return found[: query.limit], sum(count for *_, count in groups)
 

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import h3
-from sqlalchemy import String, and_, bindparam, column, delete, func, insert, select, text, update, values
+from sqlalchemy import String, and_, bindparam, delete, func, insert, literal, select, text, union_all, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, aliased
 
@@ -144,16 +144,26 @@ class HeatQuery:
 
 
 def _windows(query: HeatQuery) -> Any:
-    """Return a VALUES table of (category, oldest, newest): each category's visible buckets."""
+    """Return a table of (category, oldest, newest): each category's visible buckets.
+
+    Built from one-row selects of bound values (a VALUES clause cannot be cached by
+    SQLAlchemy, and compiling the statement afresh cost more than running it).
+    """
     rows = []
     for policy in query.policies:
         window = policy.visible_buckets(query.at, query.threshold)
         if window is not None:
-            rows.append((policy.name, *window))
+            oldest, newest = window
+            rows.append(
+                select(
+                    literal(policy.name, String()).label("category"),
+                    literal(oldest, UTCDateTime()).label("oldest"),
+                    literal(newest, UTCDateTime()).label("newest"),
+                )
+            )
     if not rows:
         return None
-    columns = (column("category", String), column("oldest", UTCDateTime()), column("newest", UTCDateTime()))
-    return values(*columns, name="windows").data(rows).cte("windows")
+    return (union_all(*rows) if len(rows) > 1 else rows[0]).cte("windows")
 
 
 def _atom_rows(session: Session, query: HeatQuery) -> list[Any]:
@@ -203,11 +213,11 @@ def _atom_rows(session: Session, query: HeatQuery) -> list[Any]:
         .where(in_view, HeatSeries.last_bucket > windows.c.newest)
     )
     connection = session.connection()  # plain rows: no ORM loading for thousands of tuples
-    rows = list(connection.execute(current))
+    rows = list(connection.execute(current).all())  # one fetchall: row-by-row fetching cost more than the query
     # Reading "now", no series has changed since: the second scan can be skipped.
     earliest = query.at - timedelta(seconds=max(p.publication_delay_s for p in query.policies))
     if connection.execute(select(HeatSeries.id).where(HeatSeries.last_bucket > earliest).limit(1)).first():
-        rows.extend(connection.execute(past))
+        rows.extend(connection.execute(past).all())
     return rows
 
 
@@ -229,7 +239,7 @@ def read_atoms(session: Session, query: HeatQuery) -> list[Atom]:
 
 
 def rebuild_heat(session: Session, policies: dict[str, CategoryPolicy], resolution: int) -> int:
-    """Recompute every heat series from the events, after a policy or resolution change.
+    """Recompute every heat series from the published events, after a policy or resolution change.
 
     Returns the number of events counted. On PostgreSQL, intake waits until the rebuild commits.
     """
@@ -238,16 +248,19 @@ def rebuild_heat(session: Session, policies: dict[str, CategoryPolicy], resoluti
     session.execute(delete(HeatStep))
     session.execute(delete(HeatSeries))
     rows = session.execute(
-        select(Event.id, Event.lat, Event.lon, Event.category, Event.bucket_start, Event.heat_cell).order_by(
-            Event.bucket_start, Event.id
-        )
+        select(
+            Event.id, Event.lat, Event.lon, Event.category, Event.bucket_start, Event.heat_cell, Event.status
+        ).order_by(Event.bucket_start, Event.id)
     ).all()
     moved = []
-    for event_id, lat, lon, category, bucket, stored_cell in rows:
+    counted = 0
+    for event_id, lat, lon, category, bucket, stored_cell, status in rows:
         cell = h3.latlng_to_cell(lat, lon, resolution)
         if cell != stored_cell:
-            moved.append({"id": event_id, "heat_cell": cell})
-        change_heat(session, cell, bucket, policies[category], 1)
+            moved.append({"id": event_id, "heat_cell": cell})  # pending ones too, for when they are approved
+        if status == "published":  # only published events are heat
+            change_heat(session, cell, bucket, policies[category], 1)
+            counted += 1
     if moved:
         session.execute(update(Event), moved)
-    return len(rows)
+    return counted

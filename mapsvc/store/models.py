@@ -10,7 +10,21 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from geoalchemy2 import Geometry
-from sqlalchemy import DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint, literal_column
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    false,
+    literal_column,
+    text,
+)
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -54,8 +68,25 @@ class Event(Base):
     heat_cell: Mapped[str] = mapped_column(String(16))
     corroborations: Mapped[int] = mapped_column(Integer, default=1)
     details: Mapped[str | None] = mapped_column(Text, default=None)
+    #: ``published`` (in layers and heat), ``pending`` (waits for a moderator) or ``rejected``.
+    status: Mapped[str] = mapped_column(String(16), default="published", server_default="published")
+    #: ``unverified``, ``corroborated`` (independent reports merged) or ``verified``.
+    trust: Mapped[str] = mapped_column(String(16), default="unverified", server_default="unverified")
+    #: Why a pending event waits: ``premoderation`` (its category's choice) or ``burst``.
+    held_reason: Mapped[str | None] = mapped_column(String(16), default=None)
+    #: A moderator marked the event verified (kept apart from trusted reports, which may be withdrawn).
+    verified_by_staff: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
-    __table_args__ = (Index("ix_events_category_bucket_lat_lon", "category", "bucket_start", "lat", "lon"),)
+    __table_args__ = (
+        # Covers layer reads of published events; see migration 0003.
+        Index("ix_events_category_bucket_lat_lon_status", "category", "bucket_start", "lat", "lon", "status"),
+        Index(
+            "ix_events_pending",
+            "id",
+            sqlite_where=text("status = 'pending'"),
+            postgresql_where=text("status = 'pending'"),
+        ),
+    )
 
 
 class Report(Base):
@@ -67,6 +98,79 @@ class Report(Base):
     public_id: Mapped[str] = mapped_column(String(24), unique=True)
     event_id: Mapped[int] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"), index=True)
     withdrawal_hash: Mapped[str] = mapped_column(String(64))
+    #: Sent by a signed-in trusted peer (or staff): counts as verified.
+    trusted: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+
+
+class AuditEntry(Base):
+    """One staff action: who (username), what, on which event, to the hour. Nothing on reporters."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at_hour: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    actor: Mapped[str] = mapped_column(String(40))
+    action: Mapped[str] = mapped_column(String(32))
+    event_public_id: Mapped[str | None] = mapped_column(String(24), default=None)
+    detail: Mapped[str | None] = mapped_column(String(200), default=None)
+
+
+class Account(Base):
+    """A pseudonymous staff or peer account, made from an invitation: no e-mail, no phone."""
+
+    __tablename__ = "accounts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(40), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(16))
+    totp_secret: Mapped[str | None] = mapped_column(String(64), default=None)
+    #: The last TOTP time step accepted, so that a code cannot be used twice.
+    totp_last_step: Mapped[int | None] = mapped_column(Integer, default=None)
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    created_hour: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Invitation(Base):
+    """An invitation code (stored hashed) for one account of one role, until it expires."""
+
+    __tablename__ = "invitations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[str] = mapped_column(String(16))
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_hour: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("accounts.id", ondelete="SET NULL"), default=None)
+    used_by: Mapped[int | None] = mapped_column(ForeignKey("accounts.id", ondelete="SET NULL"), default=None)
+
+
+class LoginSession(Base):
+    """A signed-in browser: the cookie's token is stored hashed; deleting rows logs out."""
+
+    __tablename__ = "login_sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    second_factor_done: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+
+
+class ApiToken(Base):
+    """A revocable token for an integration, scoped to a role no higher than its owner's."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(80))
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    role: Mapped[str] = mapped_column(String(16))
+    created_hour: Mapped[datetime] = mapped_column(UTCDateTime)
+    revoked: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class HeatSeries(Base):
@@ -115,6 +219,71 @@ class HeatStep(Base):
         # Covers the count of faded events read for every series in view, without the table.
         Index("ix_heat_steps_series_bucket_total", "series_id", "bucket_start", "events_total"),
     )
+
+
+class DistrictRow(Base):
+    """An administrative district for advocacy counts: its name and polygon as GeoJSON (EPSG:4326).
+
+    Kept as GeoJSON text on every engine (a few hundred polygons, read whole): SQLite needs no
+    spatial extension, and shapely does the little geometry advocacy needs.
+    """
+
+    __tablename__ = "districts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    geojson: Mapped[str] = mapped_column(Text)
+    imported_hour: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class RoadNetwork(Base):
+    """The street network imported for one mode (``walk`` or ``drive``) from an OSM extract."""
+
+    __tablename__ = "road_networks"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    mode: Mapped[str] = mapped_column(String(8), unique=True)
+    #: The extract's file name (no directory), for ``mapsvc roads show``.
+    source: Mapped[str] = mapped_column(String(255))
+    imported_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    node_count: Mapped[int] = mapped_column(Integer)
+    edge_count: Mapped[int] = mapped_column(Integer)
+
+
+class RoadNode(Base):
+    """A street node (OSM node) of a network, numbered from 0."""
+
+    __tablename__ = "road_nodes"
+
+    network_id: Mapped[int] = mapped_column(ForeignKey("road_networks.id", ondelete="CASCADE"), primary_key=True)
+    node: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    lon: Mapped[float] = mapped_column(Float)
+    lat: Mapped[float] = mapped_column(Float)
+
+
+class RoadEdge(Base):
+    """A street segment between two consecutive nodes of an OSM way, with its length in metres."""
+
+    __tablename__ = "road_edges"
+
+    network_id: Mapped[int] = mapped_column(ForeignKey("road_networks.id", ondelete="CASCADE"), primary_key=True)
+    edge: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    u: Mapped[int] = mapped_column(Integer)
+    v: Mapped[int] = mapped_column(Integer)
+    length_m: Mapped[float] = mapped_column(Float)
+    #: False for a one-way street of a drivable network (usable from u to v only).
+    two_way: Mapped[bool] = mapped_column(Boolean)
+    name: Mapped[str | None] = mapped_column(String(255), default=None)
+    highway: Mapped[str] = mapped_column(String(40))
+
+
+class StoreVersion(Base):
+    """One row counting committed writes: cached answers to reads hold until it moves."""
+
+    __tablename__ = "store_version"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    writes: Mapped[int] = mapped_column(BigInteger)
 
 
 #: PostGIS only (migration 0002): each event's and each heat series' point as

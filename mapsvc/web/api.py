@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -11,16 +11,20 @@ from typing import Any
 import h3
 from flask import Blueprint, Response, request
 from flask_babel import gettext as _
+from sqlalchemy.orm import Session
 
 from mapsvc.core.heat import aggregate, allowed_resolutions, cell_polygon
 from mapsvc.core.policy import PERPETRATORS, CategoryPolicy
+from mapsvc.core.roles import Capability
 from mapsvc.errors import InvalidInput, NotFound
 from mapsvc.settings import Settings, settings
 from mapsvc.store import get_store
 from mapsvc.store.events import LayerQuery, layer_events, oldest_readable, withdraw_report
 from mapsvc.store.heat import HeatQuery, read_atoms
 from mapsvc.web import parse
+from mapsvc.web.identity import current_identity
 from mapsvc.web.openapi import openapi_document
+from mapsvc.web.readcache import Answer, read_cache, rounded_now
 from mapsvc.web.reporting import submit
 
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -33,13 +37,40 @@ def iso(moment: datetime) -> str:
 
 def json_response(body: Any, status: int = 200, cache: bool = False) -> Response:
     """Return compact JSON; cacheable bodies get an ETag and answer 304 when unchanged."""
-    response = Response(
-        json.dumps(body, separators=(",", ":"), ensure_ascii=False), status, mimetype="application/json"
-    )
+    return json_bytes_response(encode(body), status, cache)
+
+
+def encode(body: Any) -> bytes:
+    """Return ``body`` as compact UTF-8 JSON."""
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def json_bytes_response(data: bytes, status: int = 200, cache: bool = False) -> Response:
+    """Return JSON already encoded; cacheable bodies get an ETag and answer 304 when unchanged."""
+    response = Response(data, status, mimetype="application/json")
     if cache:
         response.add_etag()
         response.cache_control.no_cache = True
         response.make_conditional(request)
+    return response
+
+
+def _answer(session: Session, key: tuple[Any, ...], build: Callable[[], Any]) -> Answer:
+    """Return the encoded answer to a read, from the read cache while the store is unchanged."""
+    cache = read_cache()
+    if cache is None:
+        return Answer.of(encode(build()))
+    version = get_store().version(session)
+    return cache.answer((version, *key), lambda: encode(build()))
+
+
+def answer_response(answer: Answer) -> Response:
+    """Return a cacheable JSON response of ``answer``: its tag, 304 when unchanged, gzip made once."""
+    response = Response(answer.body, mimetype="application/json")
+    response.set_etag(answer.etag)
+    response.cache_control.no_cache = True
+    response.make_conditional(request)
+    response.gzipped = answer.gzipped  # type: ignore[attr-defined]  # read by delivery.compress
     return response
 
 
@@ -101,7 +132,7 @@ def delete_report(report_id: str) -> Response:
 def _moment(s: Settings) -> datetime:
     """Return the ``at`` parameter, checked against the clock and the retained history."""
     now = s.now()
-    at = now if not request.args.get("at") else parse.moment(request.args["at"], "at")
+    at = rounded_now(now) if not request.args.get("at") else parse.moment(request.args["at"], "at")
     if at > now + s.clock_skew:
         raise InvalidInput(_("at must not lie in the future"), "at", status=400)
     if at < oldest_readable(now, s.retention, s.policies.values(), s.threshold):
@@ -146,13 +177,42 @@ def layers() -> Response:
         limit = parse.integer(request.args.get("limit"), "limit", s.layer_limit_default, 1, s.layer_limit_max)
         wanted = parse.categories(request.args.get("category"), s.policies)
         since = _since(at, s)
-    shown = [p for p in wanted if p.public_markers]
-    threshold = s.threshold if since is None else _threshold_since(at, since, shown, s.threshold)
+    # Trusted peers and staff also see single events that the public sees only as heat: such an
+    # answer is theirs alone, never stored by a shared cache nor tagged for another's revalidation.
+    singles = current_identity().can(Capability.SEE_SINGLE_EVENTS)
+    key = ("layers", singles, at, bbox, limit, tuple(p.name for p in wanted), since)
     with get_store().reader() as session:
-        events, matched = layer_events(session, LayerQuery(at, bbox, shown, threshold, limit))
+        body = _answer(session, key, lambda: _layers_body(session, s, at, bbox, limit, wanted, since, singles))
+    if singles:
+        response = json_bytes_response(body.body)
+        response.headers["Cache-Control"] = "private, no-store"
+    else:
+        response = answer_response(body)
+    response.vary.update(("Cookie", "Authorization"))
+    return response
+
+
+def _layers_body(
+    session: Session,
+    s: Settings,
+    at: datetime,
+    bbox: tuple[float, float, float, float],
+    limit: int,
+    wanted: list[CategoryPolicy],
+    since: datetime | None,
+    singles: bool = False,
+) -> dict[str, Any]:
+    """Return the FeatureCollection of the visible events (``since``: of [since, at], faded too).
+
+    ``singles``: also the events of categories the public sees only as heat.
+    """
+    shown = [p for p in wanted if p.public_markers or singles]
+    threshold = s.threshold if since is None else _threshold_since(at, since, shown, s.threshold)
+    events, matched = layer_events(session, LayerQuery(at, bbox, shown, threshold, limit))
     if since is not None:
         events = [e for e in events if e.bucket_start >= since]
         matched = len(events)
+    stamps: dict[datetime, str] = {}  # events share few buckets
     features = [
         {
             "type": "Feature",
@@ -161,22 +221,22 @@ def layers() -> Response:
             "properties": {
                 "category": e.category,
                 "perpetrator": e.perpetrator,
-                "bucket_start": iso(e.bucket_start),
+                "bucket_start": stamps.get(e.bucket_start) or stamps.setdefault(e.bucket_start, iso(e.bucket_start)),
                 "weight": round(e.weight, 2),
                 "corroborations": e.corroborations,
+                "trust": e.trust,
             },
         }
         for e in events
     ]
-    body = {
+    return {
         "type": "FeatureCollection",
         "at": iso(at),
         "numberMatched": matched,
         "numberReturned": len(features),
-        "heatOnly": [p.name for p in wanted if not p.public_markers],
+        "heatOnly": [p.name for p in wanted if p not in shown],
         "features": features,
     }
-    return json_response(body, cache=True)
 
 
 @bp.get("/heat")
@@ -191,9 +251,23 @@ def heat() -> Response:
             request.args.get("resolution"), "resolution", s.heat_resolution, allowed[0], allowed[-1]
         )
         wanted = parse.categories(request.args.get("category"), s.policies)
+    key = ("heat", at, bbox, resolution, tuple(p.name for p in wanted))
     with get_store().reader() as session:
-        margin = 2 * h3.average_hexagon_edge_length(resolution, unit="km") / 111.0
-        atoms = read_atoms(session, HeatQuery(at, bbox, wanted, s.threshold, margin))
+        body = _answer(session, key, lambda: _heat_body(session, s, at, bbox, resolution, wanted))
+    return answer_response(body)
+
+
+def _heat_body(
+    session: Session,
+    s: Settings,
+    at: datetime,
+    bbox: tuple[float, float, float, float],
+    resolution: int,
+    wanted: list[CategoryPolicy],
+) -> dict[str, Any]:
+    """Return the FeatureCollection of the published heat cells in view at ``resolution``."""
+    margin = 2 * h3.average_hexagon_edge_length(resolution, unit="km") / 111.0
+    atoms = read_atoms(session, HeatQuery(at, bbox, wanted, s.threshold, margin))
     cells = aggregate(atoms, resolution, {p.name: p.min_count_public for p in wanted})
     features = [
         {
@@ -204,8 +278,7 @@ def heat() -> Response:
         }
         for c in cells
     ]
-    body = {"type": "FeatureCollection", "at": iso(at), "resolution": resolution, "features": features}
-    return json_response(body, cache=True)
+    return {"type": "FeatureCollection", "at": iso(at), "resolution": resolution, "features": features}
 
 
 @bp.get("/health")

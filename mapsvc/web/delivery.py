@@ -129,6 +129,8 @@ def compress(response: Response) -> Response:
     etag, _weak = response.get_etag()
     if request.endpoint == "static" and etag:
         packed = _gzip_static(etag, body)
+    elif hasattr(response, "gzipped"):
+        packed = response.gzipped()  # a cached answer, compressed once (mapsvc.web.readcache)
     else:
         packed = gzip.compress(body, compresslevel=6, mtime=0)
     response.set_data(packed)

@@ -18,6 +18,9 @@ def _wants_json() -> bool:
     if request.path.startswith(("/api/", "/tiles/")):
         return True
     best = request.accept_mimetypes.best_match(["application/json", "text/html"])
+    if request.path == "/ogc" or request.path.startswith("/ogc/"):
+        # GIS clients get JSON, as OGC API - Features answers by default; browsers get a page.
+        return request.args.get("f") != "html" and best != "text/html"
     return best == "application/json"
 
 
@@ -44,7 +47,10 @@ def handle_unavailable(error: DatabaseUnavailable) -> tuple[Response | str, int,
 
 def handle_http_error(error: HTTPException) -> tuple[Response | str, int]:
     """Answer werkzeug's errors (404, 405, 413, ...) in the client's format."""
-    messages = {413: _("the request body is too large")}
+    messages = {
+        413: _("the request body is too large"),
+        429: _("too many requests from this connection; wait a little and try again"),
+    }
     status = error.code or 500
     return _reply(messages.get(status, error.description or error.name), status)
 

@@ -1,4 +1,4 @@
-"""Names of categories and perpetrator types in the user's language."""
+"""Names of categories, perpetrator types and roles in the user's language."""
 
 from __future__ import annotations
 
@@ -27,8 +27,18 @@ PERPETRATOR_NAMES = {
     "unknown": _l("Unknown"),
 }
 
+ROLE_NAMES = {
+    "anonymous": _l("Anonymous visitor"),
+    "peer": _l("Trusted peer"),
+    "moderator": _l("Moderator"),
+    "planner": _l("Outreach planner"),
+    "advocate": _l("Advocate"),
+    "admin": _l("Admin"),
+}
+
 
 def init_app(app: Flask) -> None:
     """Offer the names to every template."""
     app.jinja_env.globals["category_names"] = CATEGORY_NAMES
     app.jinja_env.globals["perpetrator_names"] = PERPETRATOR_NAMES
+    app.jinja_env.globals["role_names"] = ROLE_NAMES

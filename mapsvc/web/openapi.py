@@ -6,6 +6,9 @@ from typing import Any
 
 from mapsvc.core.policy import PERPETRATORS
 from mapsvc.settings import Settings
+from mapsvc.web.openapi_accounts import SECURITY, accounts_paths, security_schemes
+from mapsvc.web.openapi_moderation import moderation_paths, moderation_schemas
+from mapsvc.web.openapi_routing import routing_paths, routing_schemas
 
 _ERROR = {
     "type": "object",
@@ -112,6 +115,7 @@ def _schemas(settings: Settings) -> dict[str, Any]:
                             "min_count_public",
                             "min_count_export",
                             "merge_factor",
+                            "premoderation",
                             "merge_distance_m",
                             "horizon_s",
                             "epsilon_per_m",
@@ -126,6 +130,10 @@ def _schemas(settings: Settings) -> dict[str, Any]:
                             "min_count_public": {"type": "integer"},
                             "min_count_export": {"type": "integer"},
                             "merge_factor": {"type": "number"},
+                            "premoderation": {
+                                "type": "boolean",
+                                "description": "anonymous reports wait for a moderator before they appear",
+                            },
                             "merge_distance_m": {"type": "number"},
                             "horizon_s": {"type": "integer"},
                             "epsilon_per_m": {"type": "number"},
@@ -166,13 +174,21 @@ def _schemas(settings: Settings) -> dict[str, Any]:
                             },
                             "properties": {
                                 "type": "object",
-                                "required": ["category", "perpetrator", "bucket_start", "weight", "corroborations"],
+                                "required": [
+                                    "category",
+                                    "perpetrator",
+                                    "bucket_start",
+                                    "weight",
+                                    "corroborations",
+                                    "trust",
+                                ],
                                 "properties": {
                                     "category": {"enum": categories},
                                     "perpetrator": {"enum": list(PERPETRATORS)},
                                     "bucket_start": _TIMESTAMP,
                                     "weight": {"type": "number", "minimum": 0, "maximum": 1},
                                     "corroborations": {"type": "integer", "minimum": 1},
+                                    "trust": {"enum": ["unverified", "corroborated", "verified"]},
                                 },
                             },
                         },
@@ -335,6 +351,13 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
             "/api/openapi.json": {
                 "get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI 3.1 document"}}}
             },
+            **accounts_paths(),
+            **moderation_paths(settings),
+            **routing_paths(),
         },
-        "components": {"schemas": _schemas(settings)},
+        "security": SECURITY,
+        "components": {
+            "securitySchemes": security_schemes(),
+            "schemas": {**_schemas(settings), **moderation_schemas(settings), **routing_schemas(settings)},
+        },
     }

@@ -77,7 +77,8 @@ def report_submit() -> tuple[str, int]:
         report, receipt = submit(values, settings(), get_store())
     except MapsvcError as error:
         return render_template("report.html", **_form_context(values, error)), error.status
-    return render_template("report_done.html", report=report, receipt=receipt), 201
+    moderated = settings().policies[report.category].premoderation
+    return render_template("report_done.html", report=report, receipt=receipt, moderated=moderated), 201
 
 
 @bp.post("/report/withdraw")

@@ -12,12 +12,16 @@ from flask_babel import gettext as _
 
 from mapsvc.core.decay import floor_to_bucket
 from mapsvc.core.fuzz import fuzz_point
-from mapsvc.core.policy import PERPETRATORS
+from mapsvc.core.policy import PERPETRATORS, CategoryPolicy
+from mapsvc.core.roles import Capability
+from mapsvc.core.trust import hold_for
 from mapsvc.errors import InvalidInput
 from mapsvc.settings import Settings
 from mapsvc.store.db import Store
-from mapsvc.store.events import PublishedReport, Receipt, record_report
+from mapsvc.store.events import PublishedReport, Receipt, Standing, record_report
 from mapsvc.web import parse
+from mapsvc.web.holds import is_burst
+from mapsvc.web.identity import current_identity
 
 #: How far outside the area (in fuzz radii) a device-fuzzed point is still accepted; the
 #: noise exceeds 20 radii with probability below 1e-10 at level ln 4.
@@ -71,11 +75,25 @@ def publish(data: Mapping[str, Any], settings: Settings) -> PublishedReport:
     )
 
 
+def standing(policy: CategoryPolicy) -> Standing:
+    """Return where the requester's report stands: trusted, held for its category, or for a burst.
+
+    Only reports that will be stored reach here, so invalid ones never count towards a burst;
+    a trusted reporter is never held, and is not counted either.
+    """
+    trusted = current_identity().can(Capability.TRUSTED_REPORTS)
+    burst = not trusted and not policy.premoderation and is_burst()
+    return Standing(trusted=trusted, hold=hold_for(policy, trusted, burst))
+
+
 def submit(data: Mapping[str, Any], settings: Settings, store: Store) -> tuple[PublishedReport, Receipt]:
-    """Check, fuzz and store a report in one write transaction."""
+    """Check, fuzz and store a report in one write transaction.
+
+    The receipt is the same whether the report was published or held for a burst: telling a
+    flooder when the hold starts would tell them when to move to another address.
+    """
     report = publish(data, settings)
+    policy = settings.policies[report.category]
     with store.writing() as session:
-        receipt = record_report(
-            session, report, settings.policies[report.category], settings.level, settings.heat_resolution
-        )
+        receipt = record_report(session, report, policy, settings.level, settings.heat_resolution, standing(policy))
     return report, receipt

@@ -79,8 +79,10 @@
 
   function markerFor(feature, at) {
     var p = feature.properties, c = policies[p.category] || {};
-    var label = S("event_label", { category: c.label || p.category, time: ago(p.bucket_start, at), n: p.corroborations });
-    var icon = L.divIcon({ html: c.symbol || "", className: "sym", iconSize: [28, 28], iconAnchor: [14, 14] });
+    var trust = p.trust || "unverified";
+    var label = S("event_label", { category: c.label || p.category, time: ago(p.bucket_start, at), n: p.corroborations }) +
+      ". " + S("trust_" + trust);
+    var icon = L.divIcon({ html: c.symbol || "", className: "sym trust-" + trust, iconSize: [28, 28], iconAnchor: [14, 14] });
     var ll = feature.geometry.coordinates;
     var marker = L.marker([ll[1], ll[0]], { icon: icon, title: label, alt: label, keyboard: true, riseOnHover: true });
     marker.setOpacity(0.3 + 0.7 * Math.min(1, p.weight));

@@ -121,7 +121,9 @@
     step("done");
     var attempt = navigator.onLine === false ? Promise.reject(new Error("offline")) : post(report);
     attempt.then(function (answer) {
-      message("done", S("sent"));
+      // A pre-moderated category says so (its policy is public); a burst hold is never told.
+      var policy = cfg.policy.categories.filter(function (c) { return c.name === report.category; })[0];
+      message("done", S(policy && policy.premoderation ? "sent_moderated" : "sent"));
       message("code", S("code", { code: answer.withdrawal_code }));
       state.receipt = answer;
       $("[data-withdraw]").hidden = false;

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from flask import Flask
 from werkzeug.serving import make_server
 
 from mapsvc import create_app
@@ -44,25 +45,32 @@ class Service:
         self.app.extensions["mapsvc.store"].dispose()
 
 
+def served_app(directory: Path, seed: int, **config: Any) -> Flask:
+    """Return an app on a new migrated SQLite store in ``directory``, without tiles (offline here)."""
+    database = directory / "mapsvc.sqlite3"
+    store = Store(f"sqlite:///{database}")
+    store.upgrade()
+    store.dispose()
+    settings = {
+        "TESTING": True,
+        "DATABASE_URL": f"sqlite:///{database}",
+        "CLOCK": Clock(),
+        "FUZZ_RNG": random.Random(seed),
+        "TILE_URL": "",
+        "ARGON2_PROFILE": "CHEAPEST",
+        "RATELIMIT_ENABLED": False,
+    }
+    return create_app({**settings, **config})
+
+
 @pytest.fixture(scope="session")
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     """Serve mapsvc on a free loopback port, with demo data and no tiles (this sandbox is offline).
 
     The page does not depend on the database engine, so these tests use SQLite only.
     """
-    database = tmp_path_factory.mktemp("browser") / "mapsvc.sqlite3"
-    store = Store(f"sqlite:///{database}")
-    store.upgrade()
-    store.dispose()
-    app = create_app(
-        {
-            "TESTING": True,
-            "DATABASE_URL": f"sqlite:///{database}",
-            "CLOCK": Clock(),
-            "FUZZ_RNG": random.Random(7),
-            "TILE_URL": "",
-            "QUICK_EXIT_URL": "https://neutral.example/weather",
-        }
+    app = served_app(
+        tmp_path_factory.mktemp("browser"), 7, QUICK_EXIT_URL="https://neutral.example/weather", RATELIMIT_ENABLED=True
     )
     # A month of a busy city: what a refresh of a city view has to carry.
     result = app.test_cli_runner().invoke(args=["demo", "--reports", "3000", "--days", "30", "--seed", "3"])

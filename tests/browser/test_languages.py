@@ -55,5 +55,5 @@ def test_the_map_and_a_report_in_the_phones_language(phone, service):
     shot(page, f"13-report-done-{lang}")
 
     done = page.inner_text("[data-message=done]")
-    assert done == translate(lang, "Sent. Thank you: your report is on the map.")
+    assert done == translate(lang, "Sent. Thank you: your report was received.")
     assert errors == []

@@ -101,3 +101,23 @@ def test_a_layer_refresh_of_the_city_is_light_and_unchanged_ones_are_304(page, s
         },
     )
     assert refresh <= REFRESH_LIMIT
+
+
+def test_trust_marks_only_what_is_more_than_unverified_and_the_legend_says_so(page, service):
+    page.goto(service.url + "/")
+    page.wait_for_selector("#mapsvc[data-loaded]", state="attached")
+
+    def marks(trust: str) -> set[str]:
+        return set(
+            page.eval_on_selector_all(
+                f".leaflet-marker-icon.sym.trust-{trust}",
+                "els => els.map(e => getComputedStyle(e, '::after').content)",
+            )
+        )
+
+    unverified, corroborated = marks("unverified"), marks("corroborated")
+    assert unverified == {"none"}  # most events: no badge to clutter the map
+    assert corroborated == {'"+"'}
+    page.click("#options summary")
+    key = page.inner_text(".trust-key")
+    assert "several people" in key and "trusted person" in key and "not verified" in key

@@ -1,0 +1,45 @@
+"""Burst holds: a source that sends too many reports too fast has its further reports held.
+
+The source is :func:`mapsvc.web.limits.client_key` (a daily-rotating salted hash of the
+address). Its counter lives in the rate limiter's storage only: process memory for the
+embedded default, or the Redis of ``RATELIMIT_STORAGE_URI`` shared by several workers. It is
+never written to the database or the logs, and the event it led to is not remembered with it.
+"""
+
+from __future__ import annotations
+
+from flask import Flask, current_app
+from limits import RateLimitItem, parse
+from limits.storage import storage_from_string
+from limits.strategies import MovingWindowRateLimiter
+
+from mapsvc.web.limits import client_key
+
+
+class BurstHold:
+    """A moving window of reports per source: past ``limit``, reports are held, not published."""
+
+    def __init__(self, limit: str, storage_uri: str) -> None:
+        self.item: RateLimitItem = parse(limit)
+        self.limiter = MovingWindowRateLimiter(storage_from_string(storage_uri))
+
+    def should_hold(self, key: str) -> bool:
+        """Count one report of ``key``; return True when the window was already full.
+
+        A held report does not take a place in the window, so the source's reports are
+        published again as soon as its earlier ones age out of it.
+        """
+        return not self.limiter.hit(self.item, "burst", key)
+
+
+def init_app(app: Flask) -> None:
+    """Make the app's burst hold, unless rate limiting or ``BURST_HOLD`` is turned off."""
+    limit = app.config.get("BURST_HOLD")
+    if limit and app.config.get("RATELIMIT_ENABLED", True):
+        app.extensions["mapsvc.burst_hold"] = BurstHold(limit, app.config.get("RATELIMIT_STORAGE_URI", "memory://"))
+
+
+def is_burst() -> bool:
+    """Return whether this request's report comes in a burst from its source (and count it)."""
+    hold: BurstHold | None = current_app.extensions.get("mapsvc.burst_hold")
+    return hold is not None and hold.should_hold(client_key())

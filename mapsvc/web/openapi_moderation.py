@@ -1,0 +1,153 @@
+"""The OpenAPI description of the moderation API (merged into :mod:`mapsvc.web.openapi`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mapsvc.core.policy import PERPETRATORS
+from mapsvc.core.trust import Hold, Status, Trust
+from mapsvc.settings import Settings
+
+_TEXTS = {
+    400: "Malformed request (the body is not a JSON object)",
+    401: "Not signed in: sign in or send an API token",
+    403: "The role may not moderate, or the CSRF token is missing or wrong",
+    404: "No event with that id",
+    409: "Impossible in the event's current state (for example approving a published event)",
+    422: "A field failed its checks; the answer names it",
+}
+
+
+def _errors(*codes: int) -> dict[str, Any]:
+    return {
+        str(code): {
+            "description": _TEXTS[code],
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+        }
+        for code in codes
+    }
+
+
+def _event_answer(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ModeratedEvent"}}},
+    }
+
+
+_EVENT_ID = {"name": "event_id", "in": "path", "required": True, "schema": {"type": "string"}}
+
+
+def _action(summary: str, body: dict[str, Any] | None = None, created: bool = False) -> dict[str, Any]:
+    """Return the POST operation of one moderation action."""
+    operation: dict[str, Any] = {
+        "summary": summary,
+        "tags": ["moderation"],
+        "parameters": [_EVENT_ID],
+        "responses": {
+            ("201" if created else "200"): _event_answer("The event the action leaves (for a split: the new one)"),
+            **_errors(400, 401, 403, 404, 409, 422),
+        },
+    }
+    if body is not None:
+        operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": body}}}
+    return {"post": operation}
+
+
+def _one_field(name: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "object", "required": [name], "properties": {name: schema}}
+
+
+def moderation_paths(settings: Settings) -> dict[str, Any]:
+    """Return the moderation API's paths."""
+    categories = list(settings.policies)
+    return {
+        "/api/moderation/queue": {
+            "get": {
+                "summary": "Pending events, oldest first; then recent published unverified ones, newest first",
+                "tags": ["moderation"],
+                "responses": {
+                    "200": {
+                        "description": "The queue",
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ModerationQueue"}}},
+                    },
+                    **_errors(401, 403),
+                },
+            }
+        },
+        "/api/moderation/events/{event_id}": {
+            "get": {
+                "summary": "One event, whatever its state, with its reports",
+                "tags": ["moderation"],
+                "parameters": [_EVENT_ID],
+                "responses": {"200": _event_answer("The event"), **_errors(401, 403, 404)},
+            }
+        },
+        "/api/moderation/events/{event_id}/approve": _action("Publish a pending (or wrongly rejected) event"),
+        "/api/moderation/events/{event_id}/reject": _action(
+            "Reject an event: it leaves layers and heat at once, and new reports never merge into it"
+        ),
+        "/api/moderation/events/{event_id}/verify": _action("Mark an event verified; a pending one is published too"),
+        "/api/moderation/events/{event_id}/category": _action(
+            "Move an event to another category; its time bucket is re-cut to the category's",
+            _one_field("category", {"enum": categories}),
+        ),
+        "/api/moderation/events/{event_id}/merge": _action(
+            "Merge another event (of the same category) into this one, which keeps its point and bucket",
+            _one_field("other", {"type": "string", "description": "the id of the event absorbed"}),
+        ),
+        "/api/moderation/events/{event_id}/split": _action(
+            "Move some of the event's reports to a new event at the same point, bucket and category",
+            _one_field("reports", {"type": "array", "items": {"type": "string"}, "minItems": 1}),
+            created=True,
+        ),
+    }
+
+
+def moderation_schemas(settings: Settings) -> dict[str, Any]:
+    """Return the schemas the moderation paths refer to."""
+    return {
+        "ModerationQueue": {
+            "type": "object",
+            "required": ["events"],
+            "properties": {"events": {"type": "array", "items": {"$ref": "#/components/schemas/ModeratedEvent"}}},
+        },
+        "ModeratedEvent": {
+            "type": "object",
+            "required": [
+                "id",
+                "category",
+                "perpetrator",
+                "lat",
+                "lon",
+                "bucket_start",
+                "corroborations",
+                "status",
+                "trust",
+                "held_reason",
+                "details",
+                "reports",
+            ],
+            "properties": {
+                "id": {"type": "string"},
+                "category": {"enum": list(settings.policies)},
+                "perpetrator": {"enum": list(PERPETRATORS)},
+                "lat": {"type": "number"},
+                "lon": {"type": "number"},
+                "bucket_start": {"type": "string", "format": "date-time"},
+                "corroborations": {"type": "integer", "minimum": 1},
+                "status": {"enum": [s.value for s in Status]},
+                "trust": {"enum": [t.value for t in Trust]},
+                "held_reason": {"enum": [*(h.value for h in Hold), None]},
+                "details": {"type": ["string", "null"]},
+                "reports": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["id", "trusted"],
+                        "properties": {"id": {"type": "string"}, "trusted": {"type": "boolean"}},
+                    },
+                },
+            },
+        },
+    }
