@@ -19,6 +19,7 @@ from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 
 from mapsvc import create_app
+from mapsvc.web import limits as rate_limits
 from tests.databases import DEFAULT_POSTGRES_URL, ENGINES, PostgisDatabases, SqliteDatabases, selected_engines
 
 #: The tests' "now": reports and queries are made relative to it.
@@ -36,6 +37,29 @@ class Clock:
 
     def __call__(self) -> datetime:
         return self.now
+
+
+class _SaltDay(datetime):
+    """``datetime`` as :mod:`mapsvc.web.limits` sees it in tests: ``now()`` is always NOW."""
+
+    @classmethod
+    def now(cls, tz: Any = None) -> datetime:  # type: ignore[override]
+        return NOW.astimezone(tz) if tz is not None else NOW.replace(tzinfo=None)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_rate_limit_day() -> Iterator[None]:
+    """Keep the rate-limit key of an address the same for the whole run (module fixtures too).
+
+    ``client_key`` salts the address with the wall clock's UTC day (not the app's clock), so a
+    test that ran across midnight UTC changed keys halfway, its limit and burst counts started
+    again, and the tests that expect a 429 or a hold failed: about 1.4e-4 of runs (some 12 s of
+    the suite's requests count towards a limit they then assert; 12 s / 86,400 s). The day is
+    NOW's throughout.
+    """
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(rate_limits, "datetime", _SaltDay)
+        yield
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
