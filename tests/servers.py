@@ -43,26 +43,61 @@ def serving(database_url: str, log: Path, workers: int = 1, **settings: str) -> 
     Every test's reports come from one address: rate limits (tested elsewhere) are off unless
     ``settings`` (``MAPSVC_*`` names without the prefix) say otherwise. The server's log is
     printed on the way out, where pytest shows it for a failed test.
+
+    The port is free when chosen, but another process (a test on the other xdist worker) may
+    bind it before the server does: then gunicorn cannot listen, and a health check could reach
+    that other process. So the server counts as up only once its own log says it listens on the
+    port, and a server that lost its port is started again on another.
     """
-    port = free_port()
     env = {**os.environ, "MAPSVC_DATABASE_URL": database_url, "MAPSVC_RATELIMIT_ENABLED": "false"}
     env.update({f"MAPSVC_{name}": value for name, value in settings.items()})
-    command = [str(MAPSVC), "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
-    with log.open("w") as stderr:
-        process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=stderr)
+    for _ in range(PORT_ATTEMPTS):
+        port = free_port()
+        command = [str(MAPSVC), "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
+        with log.open("w") as stderr:
+            process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=stderr)
+        try:
+            if _healthy(process, port, log):
+                break
+        except BaseException:
+            _stop(process, log)
+            raise
+        _stop(process, log)
+    else:
+        raise AssertionError(f"the server lost its port {PORT_ATTEMPTS} times in a row")
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert process.poll() is None, log.read_text()
-            try:
-                if request(port, "GET", "/api/health")[0] == 200:
-                    break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, "the server did not become healthy within 60 s"
-            time.sleep(0.2)
         yield port
     finally:
+        _stop(process, log)
+
+
+#: How many ports ``serving`` tries; each is lost with a chance of about 1e-4 at most.
+PORT_ATTEMPTS = 3
+
+
+def _healthy(process: subprocess.Popen[bytes], port: int, log: Path) -> bool:
+    """Wait until the server listens on ``port`` and answers; False if another process had the port."""
+    # gunicorn's line, "Listening at: http://[addr]:PORT (PID)" (the app's log filter hides the host).
+    listening = f":{port} ({process.pid})"
+    deadline = time.monotonic() + 60
+    while True:
+        if process.poll() is not None:
+            text = log.read_text()
+            if "Connection in use" in text:
+                return False
+            raise AssertionError(text)
+        if any("Listening at: " in line and line.endswith(listening) for line in log.read_text().splitlines()):
+            try:
+                if request(port, "GET", "/api/health")[0] == 200:
+                    return True
+            except OSError:
+                pass
+        assert time.monotonic() < deadline, "the server did not become healthy within 60 s"
+        time.sleep(0.2)
+
+
+def _stop(process: subprocess.Popen[bytes], log: Path) -> None:
+    if process.poll() is None:
         process.terminate()
         process.wait(30)
-        print(log.read_text())
+    print(log.read_text())
