@@ -10,8 +10,8 @@ output at all, and no "parent minus visible children" subtraction can recover it
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from functools import lru_cache
+from typing import NamedTuple
 
 import h3
 
@@ -22,9 +22,11 @@ DEFAULT_ATOM_RESOLUTION = 8
 COARSER_LEVELS = 4
 
 
-@dataclass(frozen=True)
-class Atom:
-    """Decayed heat of one category in one finest-resolution cell at one moment."""
+class Atom(NamedTuple):
+    """Decayed heat of one category in one finest-resolution cell at one moment.
+
+    Named tuples (here and :class:`HeatCell`): a heat read makes one per series in view.
+    """
 
     cell: str
     category: str
@@ -32,8 +34,7 @@ class Atom:
     live_events: int
 
 
-@dataclass(frozen=True)
-class HeatCell:
+class HeatCell(NamedTuple):
     """A published cell: summed intensity and live event count of its published atoms."""
 
     cell: str
