@@ -148,7 +148,11 @@
       M.refresh();
       flushQueue();
     }, function (error) {
-      if (error.message !== "offline") save(QUEUE, load(QUEUE).slice(1)); // refused: do not retry forever
+      if (error.message === "offline") return;
+      // Refused (say, too old by now): do not retry forever, but say so rather than lose it silently.
+      save(QUEUE, load(QUEUE).slice(1));
+      document.getElementById("map-status").textContent = S("failed", { error: error.message });
+      flushQueue();
     });
   }
 

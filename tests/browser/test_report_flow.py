@@ -125,6 +125,29 @@ def test_a_report_made_offline_is_kept_and_sent_later(page, context, service, wa
     page.wait_for_function("() => JSON.parse(localStorage.getItem('mapsvc.queue') || '[]').length === 0")
     [sent] = posted_reports(watched)
     assert sent["fuzzed_on_device"] is True and sent["occurred_at"].endswith("Z")
+    [post] = [r for r in watched["requests"] if r.method == "POST" and r.url.endswith("/api/reports")]
+    assert post.response().status == 201, post.response().text()  # accepted, not dropped as refused
+    assert page.inner_text("#map-status") == "Your saved report was sent."
+
+
+def test_a_saved_report_the_service_refuses_is_not_dropped_silently(page, context, service, watched):
+    open_map(page, service)
+    context.set_offline(True)
+    page.click("#report-open")
+    page.click("[data-category=patrol]")
+    page.click("[data-place=here]")
+    page.click("[data-when='0']")
+    page.click("[data-next=preview]")
+    page.click("[data-send]")
+    page.wait_for_function("() => JSON.parse(localStorage.getItem('mapsvc.queue') || '[]').length === 1")
+
+    # By the time the phone is online again the service refuses it (its area or policy changed,
+    # say): the service's answer is stood in for, as the page cannot tell the difference.
+    refusal = {"error": "lat: the point lies outside the service area", "field": "lat"}
+    page.route("**/api/reports", lambda route: route.fulfill(status=422, json=refusal))
+    context.set_offline(False)
+    page.wait_for_function("() => JSON.parse(localStorage.getItem('mapsvc.queue') || '[]').length === 0")
+    assert page.inner_text("#map-status") == "The report was not accepted: " + refusal["error"]
 
 
 def test_quick_exit_replaces_the_page(page, service):
