@@ -80,6 +80,10 @@ def serve(host: str, port: int, workers: int, threads: int) -> None:
                 "post_fork": lambda _server, _worker: store.engine.dispose(close=False),
             }.items():
                 self.cfg.set(key, value)
+            # Recent gunicorn releases open a control socket at one fixed path in the home directory,
+            # which a second server on the machine replaces and unlinks; mapsvc does not use it.
+            if "control_socket_disable" in self.cfg.settings:
+                self.cfg.set("control_socket_disable", True)
 
         def load(self) -> Flask:
             return app
