@@ -62,7 +62,9 @@ def _note(left_out: list[str]) -> str:
     if not left_out:
         return ""
     names = ", ".join(str(CATEGORY_NAMES.get(c, c)) for c in left_out)
-    return "\n" + _("without %(categories)s: their time buckets are coarser", categories=names)
+    # flask_babel has no type hints: the annotation says what its gettext returns.
+    without: str = _("without %(categories)s: their time buckets are coarser", categories=names)
+    return "\n" + without
 
 
 def _period(first: object, last: object) -> str:

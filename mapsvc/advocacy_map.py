@@ -18,6 +18,7 @@ from mapsvc.advocacy import Evidence, area_totals
 from mapsvc.advocacy_exports import OUTSIDE
 from mapsvc.core.heat import cell_polygon
 from mapsvc.core.hotspots import HotspotResult
+from mapsvc.web.mapview import figure_of
 
 LEAFLET = Path(__file__).resolve().parent.parent / "static" / "vendor" / "leaflet-1.9.4"
 HOT, COLD = "#b2182b", "#2166ac"
@@ -153,7 +154,7 @@ def legend(evidence: Evidence, result: HotspotResult) -> str:
 def offline_html(evidence: Evidence, result: HotspotResult, title: str) -> bytes:
     """Return a standalone HTML page of the map with every asset inlined (no network needed)."""
     m = build(evidence, result, "leaflet.js", "leaflet.css")
-    m.get_root().html.add_child(folium.Element(legend(evidence, result)))
+    figure_of(m).html.add_child(folium.Element(legend(evidence, result)))
     html = m.get_root().render()
     script = (LEAFLET / "leaflet.js").read_text().replace("</script", "<\\/script")
     html = html.replace('<script src="leaflet.js"></script>', f"<script>{script}</script>")

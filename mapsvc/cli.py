@@ -64,7 +64,8 @@ def serve(host: str, port: int, workers: int, threads: int) -> None:
     require_current_schema()
     from gunicorn.app.base import BaseApplication
 
-    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    # Flask types current_app as the app it stands for, so mypy does not know the proxy's method.
+    app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
     store = get_store()
     # Workers are forked from this process: none may inherit (and so share) its connections.
     store.dispose()

@@ -59,7 +59,7 @@ class DemoReport:
 def hotspots(area: ServiceArea, count: int, rng: np.random.Generator) -> np.ndarray:
     """Return ``count`` hotspot centres (lat, lon) inside the area's middle half."""
     min_lon, min_lat, max_lon, max_lat = area.bounds
-    centres = []
+    centres: list[tuple[float, float]] = []
     while len(centres) < count:
         lat = rng.uniform(min_lat + (max_lat - min_lat) / 4, max_lat - (max_lat - min_lat) / 4)
         lon = rng.uniform(min_lon + (max_lon - min_lon) / 4, max_lon - (max_lon - min_lon) / 4)

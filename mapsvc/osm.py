@@ -24,7 +24,7 @@ PBF_SUFFIXES = (".osm.pbf", ".pbf")
 #: The steps :func:`read_extract` reports progress for.
 READ_STEPS = 3
 #: Tags the network filters and the one-way rules read from each way.
-_WAY_TAGS = ("highway", "name", "oneway", "junction", "area", "access", "foot", "service", "sidewalk")
+_WAY_TAGS: tuple[str, ...] = ("highway", "name", "oneway", "junction", "area", "access", "foot", "service", "sidewalk")
 _WAY_TAGS += ("sidewalk:both", "sidewalk:left", "sidewalk:right", "motorcar", "motor_vehicle", "vehicle")
 
 
@@ -83,7 +83,7 @@ def _pbf_ways(path: Path, mode: str) -> tuple[Nodes, list[Way]]:
     )
     columns = [c for c in _WAY_TAGS if c in edges.columns]
     records = edges[columns].to_dict("records")
-    found = [
+    found: list[Way] = [
         (int(u), int(v), float(length), {k: val for k, val in tags.items() if _present(val)})
         for u, v, length, tags in zip(edges["u"], edges["v"], edges["length"], records, strict=True)
     ]

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from mapsvc.core.roles import CAPABILITIES, STAFF_ROLES, Role
 from mapsvc.errors import InvalidInput, NotFound
+from mapsvc.store.db import affected_rows
 from mapsvc.store.models import Account, ApiToken, Invitation, LoginSession
 
 USERNAME = re.compile(r"^\w[\w.-]{2,39}$")
@@ -156,7 +157,7 @@ def accept_invitation(
         .where(Invitation.id == invitation.id, Invitation.used_by.is_(None))
         .values(used_by=account.id)
     )
-    if used.rowcount != 1:  # type: ignore[attr-defined]
+    if affected_rows(used) != 1:
         raise InvalidInput(_("this invitation is unknown, used or expired"), "code", status=404)
     return account
 
@@ -231,7 +232,7 @@ def change_password(
     others = delete(LoginSession).where(LoginSession.account_id == account.id)
     if keep is not None:
         others = others.where(LoginSession.token_hash != secret_hash(keep))
-    return int(session.execute(others).rowcount)  # type: ignore[attr-defined]
+    return affected_rows(session.execute(others))
 
 
 def needs_second_factor(account: Account, policy: AccountPolicy) -> bool:
@@ -323,7 +324,7 @@ def sign_out_everywhere(session: Session, account_id: int, tokens: bool = False)
     closed = session.execute(delete(LoginSession).where(LoginSession.account_id == account_id))
     if tokens:
         session.execute(update(ApiToken).where(ApiToken.account_id == account_id).values(revoked=True))
-    return int(closed.rowcount)  # type: ignore[attr-defined]
+    return affected_rows(closed)
 
 
 def change_role(session: Session, account: Account, role: Role) -> str:

@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event, select, text, update
+from sqlalchemy import CursorResult, Engine, Result, create_engine, event, select, text, update
 from sqlalchemy.exc import InterfaceError, OperationalError, ProgrammingError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -90,6 +90,16 @@ def _configure_sqlite(engine: Engine) -> None:
     def _on_begin(connection: Any) -> None:
         immediate = connection.get_execution_options().get("mapsvc_writer", False)
         connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def affected_rows(result: Result[Any]) -> int:
+    """Return how many rows the UPDATE or DELETE that gave ``result`` matched.
+
+    ``Session.execute()`` is typed to return a plain ``Result`` for any statement, but for an
+    UPDATE or DELETE it is the ``CursorResult`` that holds the count (SQLAlchemy's own
+    ``Query.delete()`` casts it the same way).
+    """
+    return cast(CursorResult[Any], result).rowcount
 
 
 _NEXT_VERSION = update(StoreVersion).where(StoreVersion.id == 1).values(writes=StoreVersion.writes + 1)

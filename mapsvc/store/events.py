@@ -19,6 +19,7 @@ from mapsvc.core.fuzz import geodesic_distance_m
 from mapsvc.core.heat import cell_of
 from mapsvc.core.policy import CategoryPolicy
 from mapsvc.core.trust import Hold, Status, Trust, trust_of
+from mapsvc.store.db import affected_rows
 from mapsvc.store.heat import change_heat
 from mapsvc.store.models import EVENT_POINT, Event, HeatSeries, HeatStep, Report
 from mapsvc.store.spatial import in_bbox, is_postgis
@@ -371,7 +372,7 @@ def prune(
     cutoff = now - retention
     cuts = {p.name: min(cutoff, now - timedelta(seconds=p.horizon_s(threshold))) for p in policies.values()}
     conditions = [and_(Event.category == name, Event.bucket_start < cut) for name, cut in cuts.items()]
-    deleted = session.execute(delete(Event).where(or_(*conditions))).rowcount or 0
+    deleted = affected_rows(session.execute(delete(Event).where(or_(*conditions)))) or 0
     for name, cut in cuts.items():
         baseline = (
             select(func.max(HeatStep.bucket_start))

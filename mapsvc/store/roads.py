@@ -113,7 +113,8 @@ def read_network(session: Session, info: NetworkInfo) -> StreetNetwork:
         .order_by(RoadEdge.edge)
     ).all()
     lon, lat = zip(*nodes, strict=True)
-    return StreetNetwork.of(info.mode, lon, lat, [tuple(e) for e in edges])
+    # Unpacked into plain tuples that keep each column's type (tuple(row) would lose them).
+    return StreetNetwork.of(info.mode, lon, lat, [(u, v, m, two, name, kind) for u, v, m, two, name, kind in edges])
 
 
 _LOADED: dict[tuple[str, str], tuple[tuple[int, datetime], StreetNetwork]] = {}

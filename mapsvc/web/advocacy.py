@@ -21,6 +21,7 @@ from mapsvc.errors import NotFound
 from mapsvc.settings import settings
 from mapsvc.store import get_store
 from mapsvc.web.delivery import csp_nonce
+from mapsvc.web.mapview import figure_of
 from mapsvc.web.pages import folium_header
 
 bp = Blueprint("advocacy", __name__, url_prefix="/advocacy")
@@ -57,7 +58,7 @@ def _context(evidence: Evidence) -> dict[str, Any]:
     js = url_for("static", filename="vendor/leaflet-1.9.4/leaflet.js")
     css = url_for("static", filename="vendor/leaflet-1.9.4/leaflet.css")
     m = build(evidence, result, js, css)
-    root = m.get_root()
+    root = figure_of(m)
     root.render()
     params = evidence.question.as_params()
     return {

@@ -13,7 +13,7 @@ import hmac
 import logging
 import secrets
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from flask import Flask, current_app, request
 from flask_limiter import Limiter, RateLimitExceeded
@@ -91,7 +91,9 @@ def _shared_salts(uri: str) -> SharedSalts | None:
         return None
     import redis  # the optional "redis" extra
 
-    return SharedSalts(redis.Redis.from_url(uri))
+    # redis-py types get() as returning bytes or str, for clients of either decode_responses;
+    # one made without decode_responses, as here, returns bytes, as SaltStore says.
+    return SharedSalts(cast(SaltStore, redis.Redis.from_url(uri)))
 
 
 def too_many_requests(error: RateLimitExceeded) -> tuple[Response | str, int, dict[str, str]]:

@@ -34,7 +34,8 @@ SHAPES = {
 
 def category_letter(name: str) -> str:
     """Return the one letter drawn inside a category's symbol, in the user's language."""
-    letters = {
+    # flask_babel has no type hints: the annotation says what its pgettext returns.
+    letters: dict[str, str] = {
         "checkpoint": pgettext("symbol letter for checkpoint", "C"),
         "patrol": pgettext("symbol letter for patrol", "P"),
         "raid": pgettext("symbol letter for raid", "R"),

@@ -6,6 +6,8 @@ JSON API, so that the layers refresh while the page stays open; folium builds th
 
 from __future__ import annotations
 
+from typing import cast
+
 import folium
 from flask import url_for
 
@@ -14,6 +16,15 @@ def _local_assets(m: folium.Map) -> None:
     """Point folium at the vendored Leaflet and drop the CDN extras the page does not use."""
     m.default_js = [("leaflet", url_for("static", filename="vendor/leaflet-1.9.4/leaflet.js"))]
     m.default_css = [("leaflet_css", url_for("static", filename="vendor/leaflet-1.9.4/leaflet.css"))]
+
+
+def figure_of(m: folium.Map) -> folium.Figure:
+    """Return the page that holds ``m``: the branca ``Figure`` with its header, body and script parts.
+
+    A ``folium.Map`` puts itself in a new ``Figure`` when it is made, but branca types ``get_root()``
+    as returning any ``Element``, which has no ``header``, ``html`` or ``script``.
+    """
+    return cast(folium.Figure, m.get_root())
 
 
 def build_map(bounds: tuple[float, float, float, float], tiles: bool = False, attribution: str = "") -> folium.Map:

@@ -15,7 +15,7 @@ from mapsvc.store import get_store
 from mapsvc.store.events import withdraw_report
 from mapsvc.web.delivery import csp_nonce
 from mapsvc.web.mapconfig import page_config, symbol
-from mapsvc.web.mapview import build_map
+from mapsvc.web.mapview import build_map, figure_of
 from mapsvc.web.reporting import submit
 
 bp = Blueprint("pages", __name__)
@@ -27,7 +27,7 @@ def index() -> str:
     s = settings()
     attribution = current_app.config["TILE_ATTRIBUTION"]
     m = build_map(s.area.bounds, bool(current_app.config["TILE_URL"]), attribution)
-    root = m.get_root()
+    root = figure_of(m)
     root.render()
     return render_template(
         "map.html",

@@ -23,7 +23,7 @@ from mapsvc.store import get_store
 from mapsvc.store.roads import stored_modes
 from mapsvc.web.delivery import csp_nonce
 from mapsvc.web.mapconfig import page_config, symbol
-from mapsvc.web.mapview import build_map
+from mapsvc.web.mapview import build_map, figure_of
 from mapsvc.web.pages import folium_header
 from mapsvc.web.plans import Prepared, parse_request, prepare, route_settings, two_routes, two_sessions
 from mapsvc.web.turns import PLANNER_STRINGS, describe
@@ -39,7 +39,7 @@ def page() -> str:
         networks = stored_modes(session)
     attribution = current_app.config["TILE_ATTRIBUTION"]
     m = build_map(s.area.bounds, bool(current_app.config["TILE_URL"]), attribution)
-    root = m.get_root()
+    root = figure_of(m)
     root.render()
     config = page_config(s)
     config["planner"] = {

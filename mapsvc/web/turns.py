@@ -28,7 +28,8 @@ def street_of(step: Step) -> str:
 def describe(step: Step) -> str:
     """Return one line of the turn list, e.g. "Turn left onto Istedgade"."""
     street = street_of(step)
-    texts = {
+    # flask_babel has no type hints: the annotation says what its gettext returns.
+    texts: dict[str, str] = {
         "depart": _("Start on %(street)s", street=street),
         "straight": _("Continue on %(street)s", street=street),
         "slight_left": _("Bear left onto %(street)s", street=street),
