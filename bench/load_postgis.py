@@ -20,12 +20,9 @@ import psycopg
 from bench_store import POSTGRES_URL, RESULTS, Stores
 from sqlalchemy import make_url
 
-TABLES = {
-    "events": "id, public_id, category, perpetrator, lat, lon, bucket_start, heat_cell, corroborations, details",
-    "heat_series": "id, cell, category, half_life_s, lat, lon, last_bucket, last_total, last_sum, last_landmark_s",
-    "heat_steps": "id, series_id, bucket_start, events_total, decayed_sum, landmark_s",
-    "reports": "id, public_id, event_id, withdrawal_hash",
-}
+#: The tables a benchmark store fills, in an order their foreign keys allow; every column the
+#: SQLite store has is copied (the geometry columns are computed by PostgreSQL, SQLite has none).
+TABLES = ("events", "heat_series", "heat_steps", "reports")
 
 
 def load(size: int, postgres_url: str) -> None:
@@ -35,8 +32,9 @@ def load(size: int, postgres_url: str) -> None:
     stores.create(size)
     url = make_url(stores.url(size)).set(drivername="postgresql")
     with psycopg.connect(url.render_as_string(hide_password=False)) as target:
-        for table, columns in TABLES.items():
+        for table in TABLES:
             started = time.perf_counter()
+            columns = ", ".join(row[1] for row in source.execute(f"PRAGMA table_info({table})"))
             rows = source.execute(f"SELECT {columns} FROM {table} ORDER BY id")
             with target.cursor().copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
                 for row in rows:
