@@ -40,6 +40,7 @@ def load(size: int, postgres_url: str) -> None:
                 for row in rows:
                     copy.write_row(row)
             target.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))")
+            target.execute(f"ANALYZE {table}")  # the planner's statistics, before autovacuum would make them
             print(f"  {table}: {time.perf_counter() - started:.0f} s", file=sys.stderr)
     stores.mark_complete(size)
 
