@@ -11,7 +11,20 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
-from sqlalchemy import DateTime, and_, bindparam, case, delete, func, insert, or_, select, type_coerce, update
+from sqlalchemy import (
+    DateTime,
+    and_,
+    bindparam,
+    case,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    type_coerce,
+    union_all,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from mapsvc.core.decay import from_epoch, to_epoch, weight
@@ -22,7 +35,7 @@ from mapsvc.core.trust import Hold, Status, Trust, trust_of
 from mapsvc.store.db import affected_rows
 from mapsvc.store.heat import change_heat
 from mapsvc.store.models import EVENT_POINT, Event, HeatSeries, HeatStep, Report
-from mapsvc.store.spatial import in_bbox, is_postgis
+from mapsvc.store.spatial import in_bbox, in_bbox_exactly, is_postgis
 
 #: Metres per degree of latitude, rounded up so that search boxes are never too small.
 _M_PER_DEG_LAT = 110_500.0
@@ -300,6 +313,30 @@ def _visible(
     )
 
 
+def _bucket_counts(windows: Mapping[str, tuple[datetime, datetime]], bbox: tuple[float, float, float, float]) -> Any:
+    """Return the statement counting published events in ``bbox`` per (category, bucket) of the windows.
+
+    One select per category, joined by UNION ALL: each is a range of the layer index that the
+    index answers alone (an index-only scan on PostgreSQL, a covering index on SQLite), where
+    one statement OR-ing the categories made both engines fetch every counted row from the table
+    (at a million reports, about twice the time).
+    """
+    published = Event.status == Status.PUBLISHED.value
+    counts = [
+        select(Event.category, Event.bucket_start, func.count())
+        .where(
+            Event.category == name,
+            Event.bucket_start >= oldest,
+            Event.bucket_start <= newest,
+            in_bbox_exactly(Event.lat, Event.lon, bbox),
+            published,
+        )
+        .group_by(Event.category, Event.bucket_start)
+        for name, (oldest, newest) in windows.items()
+    ]
+    return union_all(*counts) if len(counts) > 1 else counts[0]
+
+
 def layer_events(session: Session, query: LayerQuery) -> tuple[list[LayerEvent], int]:
     """Return the heaviest visible events in view (at most ``limit``) and how many matched.
 
@@ -315,11 +352,7 @@ def layer_events(session: Session, query: LayerQuery) -> tuple[list[LayerEvent],
         return [], 0
     at_s = to_epoch(query.at)
     connection = session.connection()  # plain rows: no ORM loading on the read path
-    histogram = connection.execute(
-        select(Event.category, Event.bucket_start, func.count())
-        .where(_visible(session, windows, query.bbox))
-        .group_by(Event.category, Event.bucket_start)
-    ).all()
+    histogram = connection.execute(_bucket_counts(windows, query.bbox)).all()
     groups = sorted(
         (
             (weight(at_s - to_epoch(bucket), policies[name].half_life_s), name, bucket, count)

@@ -229,13 +229,12 @@ def read_atoms(session: Session, query: HeatQuery) -> list[Atom]:
     events that had already faded, so the difference is the number of live events.
     """
     at_s = to_epoch(query.at)
-    atoms: list[Atom] = []
-    for cell, category, half_life_s, total, decayed_sum, landmark_s, faded in _atom_rows(session, query):
-        live = total - faded
-        if live > 0:
-            intensity = decayed_sum * math.exp(-math.log(2) / half_life_s * (at_s - landmark_s))
-            atoms.append(Atom(cell=cell, category=category, intensity=intensity, live_events=live))
-    return atoms
+    exp, ln2 = math.exp, math.log(2)
+    return [
+        Atom(cell, category, decayed_sum * exp(-ln2 / half_life_s * (at_s - landmark_s)), total - faded)
+        for cell, category, half_life_s, total, decayed_sum, landmark_s, faded in _atom_rows(session, query)
+        if total > faded
+    ]
 
 
 def rebuild_heat(session: Session, policies: dict[str, CategoryPolicy], resolution: int) -> int:

@@ -13,6 +13,16 @@ def is_postgis(session: Session) -> bool:
     return session.get_bind().dialect.name == "postgresql"
 
 
+def in_bbox_exactly(lat: Any, lon: Any, bbox: tuple[float, float, float, float]) -> ColumnElement[bool]:
+    """Return "(lat, lon) lies in ``bbox``" as plain comparisons, edges included, on every engine.
+
+    For reads that an index on (..., lat, lon, ...) answers alone: the GiST condition of
+    :func:`in_bbox` would make PostgreSQL visit every row to test its geometry.
+    """
+    min_lon, min_lat, max_lon, max_lat = bbox
+    return and_(lat.between(min_lat, max_lat), lon.between(min_lon, max_lon))
+
+
 def in_bbox(
     session: Session, lat: Any, lon: Any, point: ColumnElement[Any], bbox: tuple[float, float, float, float]
 ) -> ColumnElement[bool]:
@@ -23,9 +33,9 @@ def in_bbox(
     comparison of lat and lon that follows (the only test on SQLite) makes both engines
     answer the same rows.
     """
-    min_lon, min_lat, max_lon, max_lat = bbox
-    exact = and_(lat.between(min_lat, max_lat), lon.between(min_lon, max_lon))
+    exact = in_bbox_exactly(lat, lon, bbox)
     if not is_postgis(session):
         return exact
+    min_lon, min_lat, max_lon, max_lat = bbox
     envelope = func.ST_MakeEnvelope(min_lon, min_lat, max_lon, max_lat, 4326)
     return and_(point.op("&&")(envelope), exact)
