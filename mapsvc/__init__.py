@@ -22,6 +22,9 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         static_folder=str(PROJECT_ROOT / "static"),
         template_folder=str(PROJECT_ROOT / "templates"),
     )
+    from mapsvc.web.uploads import Request
+
+    app.request_class = Request
     app.config.from_mapping(DEFAULTS)
     if test_config is None:
         app.config.from_pyfile("mapsvc.cfg", silent=True)

@@ -30,6 +30,8 @@ DEFAULTS: dict[str, Any] = {
     "LAYER_LIMIT_DEFAULT": 1000,
     "LAYER_LIMIT_MAX": 10000,
     "MAX_CONTENT_LENGTH": 16 * 1024,
+    # Files advocates upload on /advocacy/data (districts, past documentation), held in memory.
+    "UPLOAD_MAX_BYTES": 20 * 1024 * 1024,
     # Map tiles: fetched by the service from this upstream (empty: no tiles, a plain background),
     # cached on disk (default: the instance folder's tiles/), never fetched by the phone itself.
     "TILE_URL": "https://tile.openstreetmap.org/{z}/{x}/{y}.png",

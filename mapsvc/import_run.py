@@ -250,16 +250,22 @@ def _rows(text: Iterator[str], delimiter: str) -> Iterator[tuple[int, list[str]]
 
 
 def run_import(
-    path: Path, options: ImportOptions, s: Settings, store: Store, progress: Callable[[int], None] = lambda _: None
+    source: Path | BinaryIO,
+    options: ImportOptions,
+    s: Settings,
+    store: Store,
+    progress: Callable[[int], None] = lambda _: None,
 ) -> ImportResult:
-    """Import ``path``; return what was stored, or raise :class:`ImportFailed` having stored nothing.
+    """Import a file (a path, or an open binary stream such as an upload held in memory).
 
+    Returns what was stored, or raises :class:`ImportFailed` having stored nothing.
     ``progress`` is called with the bytes read so far.
     """
     start = s.now()
     s = replace(s, clock=lambda: start)  # one "now" for the whole file
     result = ImportResult()
-    with path.open("rb") as raw, ExitStack() as stack:
+    with ExitStack() as stack:
+        raw = stack.enter_context(source.open("rb")) if isinstance(source, Path) else source
         text = _lines(raw)
         try:
             header = next(csv.reader(text, delimiter=options.delimiter, strict=True))

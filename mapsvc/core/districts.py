@@ -11,9 +11,11 @@ default resolution.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import geopandas as gpd
 import h3
@@ -38,13 +40,13 @@ class District:
     geometry: Polygon | MultiPolygon
 
 
-def read_districts(path: Path, name_field: str = "name", layer: str | None = None) -> list[District]:
+def read_districts(source: Path | BinaryIO, name_field: str = "name", layer: str | None = None) -> list[District]:
     """Read districts from a GeoJSON or GeoPackage file, reprojected to EPSG:4326.
 
     Parameters
     ----------
-    path : Path
-        The file; its format is found by GDAL.
+    source : Path or binary stream
+        The file, or its bytes (an upload held in memory); its format is found by GDAL.
     name_field : str
         The attribute holding each district's name (unique, non-empty).
     layer : str, optional
@@ -58,9 +60,14 @@ def read_districts(path: Path, name_field: str = "name", layer: str | None = Non
 
     """
     try:
-        frame = gpd.read_file(path, layer=layer) if layer else gpd.read_file(path)
+        with warnings.catch_warnings():
+            # Bytes are read through an in-memory GDAL file without a name's extension, so
+            # GDAL remarks that a GeoPackage's file "extension" is not .gpkg; it reads it all the same.
+            warnings.filterwarnings("ignore", "File /vsimem/.* non conformant file extension", RuntimeWarning)
+            frame = gpd.read_file(source, layer=layer) if layer else gpd.read_file(source)
     except Exception as exc:  # GDAL's errors vary by driver; the file is what is wrong
-        raise DistrictFileError(f"cannot read {path.name} as GeoJSON or GeoPackage: {type(exc).__name__}") from exc
+        name = source.name if isinstance(source, Path) else "the file"
+        raise DistrictFileError(f"cannot read {name} as GeoJSON or GeoPackage: {type(exc).__name__}") from exc
     if len(frame) == 0:
         raise DistrictFileError("the file holds no districts")
     if len(frame) > MAX_DISTRICTS:

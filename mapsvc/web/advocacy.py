@@ -6,9 +6,9 @@ question in the query string; see ``mapsvc.advocacy`` for how it is parsed.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, BinaryIO, cast
 
-from flask import Blueprint, Response, render_template, request, url_for
+from flask import Blueprint, Response, current_app, render_template, request, url_for
 from flask_babel import gettext as _
 
 from mapsvc.advocacy import Evidence, area_table, atom_resolution, gather, hotspots, parse_question, today
@@ -16,11 +16,17 @@ from mapsvc.advocacy_charts import KINDS, chart
 from mapsvc.advocacy_exports import DATA_FORMATS, DATA_KINDS, data_export
 from mapsvc.advocacy_map import build, offline_html
 from mapsvc.core.charts import FORMATS
+from mapsvc.core.districts import DistrictFileError, read_districts
 from mapsvc.core.policy import PERPETRATORS
-from mapsvc.errors import NotFound
+from mapsvc.errors import InvalidInput, NotFound
+from mapsvc.import_mapping import MappingError, pairs
+from mapsvc.import_run import ImportFailed, ImportOptions, run_import
 from mapsvc.settings import settings
 from mapsvc.store import get_store
+from mapsvc.store.advocacy import load_districts, replace_districts
+from mapsvc.store.audit import record_action
 from mapsvc.web.delivery import csp_nonce
+from mapsvc.web.identity import current_identity
 from mapsvc.web.mapview import figure_of
 from mapsvc.web.pages import folium_header
 
@@ -112,3 +118,95 @@ def export(kind: str, fmt: str) -> Response:
     evidence = _evidence(with_events=kind == "events")
     sel = evidence.question.selection
     return _file(data_export(evidence, kind, fmt), fmt, f"mapsvc-{kind}-{sel.first}-{sel.last}.{fmt}")
+
+
+# -- Data: the districts and past documentation, uploaded from the browser ------------------------
+
+
+def _actor() -> str:
+    return current_identity().username or ""
+
+
+def _data_page(status: int = 200, **outcome: Any) -> tuple[str, int]:
+    """Render the data page, with the outcome of an upload if there was one."""
+    with get_store().reader() as session:
+        districts = [d.name for d in load_districts(session)]
+    page = render_template(
+        "advocacy/data.html",
+        districts=districts,
+        categories=list(settings().policies),
+        perpetrators=PERPETRATORS,
+        max_mb=current_app.config["UPLOAD_MAX_BYTES"] // (1024 * 1024),
+        form=request.form,
+        **outcome,
+    )
+    return page, status
+
+
+def _upload() -> BinaryIO:
+    """Return the uploaded file's bytes (held in memory, see ``mapsvc.web.uploads``)."""
+    upload = request.files.get("file")
+    if upload is None or not upload.filename:
+        raise InvalidInput(_("choose a file to upload"), "file")
+    return cast(BinaryIO, upload.stream)  # a BytesIO: see mapsvc.web.uploads
+
+
+def _lines(field: str) -> tuple[str, ...]:
+    """Return the non-empty lines of a text box of ``KEY=VALUE`` lines."""
+    return tuple(line for line in request.form.get(field, "").splitlines() if line.strip())
+
+
+@bp.get("/data")
+def data() -> tuple[str, int]:
+    """Show the forms that import districts and past documentation."""
+    return _data_page()
+
+
+@bp.post("/data/districts")
+def data_districts() -> tuple[str, int]:
+    """Replace the districts by those of an uploaded GeoJSON or GeoPackage file."""
+    try:
+        stream = _upload()
+        districts = read_districts(stream, request.form.get("name_field") or "name", request.form.get("layer") or None)
+    except InvalidInput as error:
+        return _data_page(422, districts_error=error.message)
+    except DistrictFileError as error:
+        return _data_page(422, districts_error=str(error))
+    now = settings().now()
+    with get_store().writing() as session:
+        replace_districts(session, districts, now.replace(minute=0, second=0, microsecond=0))
+        record_action(session, _actor(), "districts_imported", now, detail=f"{len(districts)} districts")
+    return _data_page(districts_done=len(districts))
+
+
+@bp.post("/data/reports")
+def data_reports() -> tuple[str, int]:
+    """Import past documentation (CSV or an Ushahidi export): check it all, store every row or none."""
+    dry_run = request.form.get("dry_run") == "on"
+    try:
+        stream = _upload()
+        overrides: dict[str, Any] = {
+            "columns": pairs(_lines("columns"), "columns"),
+            "categories": pairs(_lines("categories"), "category values"),
+            "perpetrators": pairs(_lines("perpetrators"), "perpetrator values"),
+        }
+        if request.form.get("timezone"):
+            overrides["timezone"] = request.form["timezone"]
+        if request.form.get("time_format"):
+            overrides["time_format"] = request.form["time_format"]
+        layout = request.form.get("format") or None
+        options = ImportOptions(
+            layout, overrides, request.form.get("delimiter") or ",", dry_run, "pending" in request.form
+        )
+        result = run_import(stream, options, settings(), get_store())
+    except InvalidInput as error:
+        return _data_page(422, import_error=error.message)
+    except MappingError as error:
+        return _data_page(422, import_error=str(error))
+    except ImportFailed as failure:
+        return _data_page(422, import_error=failure.problem, failed=failure.result, dry_run=dry_run)
+    if result.stored:
+        with get_store().writing() as session:
+            detail = f"{result.imported} reports, {result.merged} merged, {result.held} held"
+            record_action(session, _actor(), "reports_imported", settings().now(), detail=detail)
+    return _data_page(imported=result, dry_run=dry_run)

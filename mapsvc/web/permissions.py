@@ -101,6 +101,10 @@ PERMISSIONS: dict[str, Capability | str] = {
     "advocacy.report": C.ADVOCACY,
     "advocacy.chart_file": C.ADVOCACY,
     "advocacy.export": C.ADVOCACY,
+    # advocacy: districts and past documentation uploaded from the browser (advocacy)
+    "advocacy.data": C.ADVOCACY,
+    "advocacy.data_districts": C.ADVOCACY,
+    "advocacy.data_reports": C.ADVOCACY,
     # route planning (routing: the API; planner: the page and its exports)
     "routing.routes": C.PLAN_ROUTES,
     "routing.sessions": C.PLAN_ROUTES,

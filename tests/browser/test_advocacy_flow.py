@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from urllib.parse import urlsplit
 
 import pytest
 
 from mapsvc.core.roles import Role
 from tests.browser.conftest import ARTIFACTS, shot
+from tests.conftest import BISHKEK, NOW
 from tests.helpers import PASSWORD, make_account
+from tests.test_advocacy_cli import districts_frame
 
 QUESTION = "?from=2026-05&to=2026-06&permutations=199&seed=1"
 
@@ -79,3 +82,31 @@ def test_the_report_prints_to_pdf(advocate_page):
     (ARTIFACTS / "advocacy-report.pdf").write_bytes(pdf)
     assert pdf.startswith(b"%PDF") and len(pdf) > 20_000
     assert pdf.count(b"/Type /Page\n") + pdf.count(b"/Type /Page ") + pdf.count(b"/Type/Page") >= 2
+
+
+def test_districts_and_past_documentation_are_imported_from_the_browser(advocate_page, service, tmp_path):
+    page = advocate_page
+    page.click("#data-link")
+    page.wait_for_url("**/advocacy/data")
+    rayons = tmp_path / "rayons.geojson"
+    rayons.write_bytes(districts_frame().rename(columns={"rayon": "name"}).to_json().encode())
+    page.set_input_files("form[action$='/data/districts'] input[type=file]", str(rayons))
+    page.click("form[action$='/data/districts'] button")
+    page.wait_for_selector("#districts-done")
+    assert "Lenin, Pervomay" in page.inner_text("main")
+
+    archive = tmp_path / "archive.csv"
+    when = (NOW - timedelta(hours=5)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    archive.write_text(f"category,lat,lon,time\nPolice raid,{BISHKEK[0]},{BISHKEK[1]},{when}\n", encoding="utf-8")
+    page.set_input_files("#import-form input[type=file]", str(archive))
+    page.click("#import-form button")  # a trial run first: the box is ticked
+    page.wait_for_selector("#import-error")
+    assert "row 2, column 'category'" in page.inner_text("#import-error")
+
+    page.set_input_files("#import-form input[type=file]", str(archive))
+    page.fill("#import-form textarea[name=categories]", "Police raid=raid")
+    page.uncheck("#import-form input[name=dry_run]")
+    page.click("#import-form button")
+    page.wait_for_selector("#import-done")
+    shot(page, "33-advocacy-import")
+    assert "1 reports imported in one transaction" in page.inner_text("#import-done")

@@ -15,6 +15,7 @@ PAGES = [
     "/moderate/",
     "/plan",
     "/advocacy/",
+    "/advocacy/data",
     "/admin/",
     "/admin/invitations",
     "/admin/audit",
