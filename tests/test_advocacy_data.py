@@ -202,3 +202,17 @@ def test_uploads_have_their_own_size_limit_and_other_bodies_keep_theirs(advocate
     ok = csv_rows(*[["raid", str(LAT), str(LON), _when(3), ""]] * 500)  # about 28 KB: over the 16 KB of other bodies
     assert upload(client, token, "/advocacy/data/reports", ok, "ok.csv", dry_run="on").status_code == 200
     assert client.post("/api/reports", data=ok, content_type="application/json").status_code == 413
+
+
+def test_after_a_stored_import_the_form_starts_again_as_a_trial_run(advocate, app):
+    client, token = advocate
+    data = csv_rows(["raid", str(LAT), str(LON), _when(3), ""])
+    trial_box = re.compile(r'<input type="checkbox" name="dry_run"\s*checked>')
+
+    tried = upload(client, token, "/advocacy/data/reports", data, "a.csv", dry_run="on", timezone="UTC")
+    assert trial_box.search(text(tried)) and 'value="UTC"' in text(tried)  # what was sent, shown again
+    stored = upload(client, token, "/advocacy/data/reports", data, "a.csv", timezone="UTC")
+    assert "1 reports imported" in text(stored)
+    assert trial_box.search(text(stored)) and 'value="UTC"' not in text(stored)
+    districts_sent = upload(client, token, "/advocacy/data/districts", geojson(), "r.geojson", name_field="rayon")
+    assert trial_box.search(text(districts_sent)) and 'value="rayon"' in text(districts_sent)

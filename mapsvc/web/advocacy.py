@@ -127,8 +127,14 @@ def _actor() -> str:
     return current_identity().username or ""
 
 
-def _data_page(status: int = 200, **outcome: Any) -> tuple[str, int]:
-    """Render the data page, with the outcome of an upload if there was one."""
+def _data_page(status: int = 200, keep_form: bool = True, **outcome: Any) -> tuple[str, int]:
+    """Render the data page, with the outcome of an upload if there was one.
+
+    Each form shows again what was sent with it (but the file), unless ``keep_form`` is off: after
+    a stored import, the documentation form starts afresh with "trial run" ticked, so that sending
+    it again does not import the same file twice by a slip.
+    """
+    sent = request.form if keep_form else {}
     with get_store().reader() as session:
         districts = [d.name for d in load_districts(session)]
     page = render_template(
@@ -137,7 +143,8 @@ def _data_page(status: int = 200, **outcome: Any) -> tuple[str, int]:
         categories=list(settings().policies),
         perpetrators=PERPETRATORS,
         max_mb=current_app.config["UPLOAD_MAX_BYTES"] // (1024 * 1024),
-        form=request.form,
+        districts_form=sent if request.endpoint == "advocacy.data_districts" else {},
+        form=sent if request.endpoint == "advocacy.data_reports" else {},
         **outcome,
     )
     return page, status
@@ -209,4 +216,4 @@ def data_reports() -> tuple[str, int]:
         with get_store().writing() as session:
             detail = f"{result.imported} reports, {result.merged} merged, {result.held} held"
             record_action(session, _actor(), "reports_imported", settings().now(), detail=detail)
-    return _data_page(imported=result, dry_run=dry_run)
+    return _data_page(keep_form=dry_run, imported=result, dry_run=dry_run)
