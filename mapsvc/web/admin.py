@@ -32,10 +32,6 @@ AUDIT_PAGE = 50
 ACCOUNT_ROLES = [r for r in Role if r is not Role.ANONYMOUS]
 
 
-def _actor() -> str:
-    return current_identity().username or ""
-
-
 @bp.get("/")
 def index() -> str:
     """Show the administration sections."""
@@ -73,7 +69,7 @@ def invitation_create() -> Page:
         days = parse.integer(request.form.get("days"), "days", 7, 1, max_days)
         with get_store().writing() as session:
             code = make_invitation(session, role, days, now, current_identity().account_id, max_days)
-            record_action(session, _actor(), "invitation_made", now, detail=f"role {role}, {days} days")
+            record_action(session, current_identity().actor, "invitation_made", now, detail=f"role {role}, {days} days")
     except InvalidInput as error:
         return _invitations_page(error=error)
     return _invitations_page(code=code, status=201)
@@ -84,7 +80,9 @@ def invitation_revoke(invitation_id: int) -> Response:
     """Withdraw an unused invitation."""
     with get_store().writing() as session:
         invitation = revoke_invitation(session, invitation_id)
-        record_action(session, _actor(), "invitation_revoked", settings().now(), detail=f"role {invitation.role}")
+        record_action(
+            session, current_identity().actor, "invitation_revoked", settings().now(), detail=f"role {invitation.role}"
+        )
     return redirect(url_for("admin.invitations"), 303)
 
 
@@ -111,7 +109,7 @@ def account_role(account_id: int) -> Page | Response:
             old = change_role(session, account, role)
             if old != role.value:
                 detail = f"{account.username}: {old} -> {role}"
-                record_action(session, _actor(), "role_changed", settings().now(), detail=detail)
+                record_action(session, current_identity().actor, "role_changed", settings().now(), detail=detail)
     except InvalidInput as error:
         return _accounts_page(error)
     return redirect(url_for("admin.accounts"), 303)
@@ -123,7 +121,7 @@ def _set_disabled(account_id: int, disabled: bool) -> Page | Response:
             account = get_account(session, account_id)
             set_disabled(session, account, disabled)
             action = "account_disabled" if disabled else "account_enabled"
-            record_action(session, _actor(), action, settings().now(), detail=account.username)
+            record_action(session, current_identity().actor, action, settings().now(), detail=account.username)
     except InvalidInput as error:
         return _accounts_page(error)
     return redirect(url_for("admin.accounts"), 303)
@@ -154,7 +152,7 @@ def token_revoke(token_id: int) -> Response:
     """Revoke anyone's API token."""
     with get_store().writing() as session:
         token = revoke_token(session, token_id)
-        record_action(session, _actor(), "token_revoked", settings().now(), detail=token.name)
+        record_action(session, current_identity().actor, "token_revoked", settings().now(), detail=token.name)
     return redirect(url_for("admin.tokens"), 303)
 
 

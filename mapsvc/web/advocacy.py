@@ -123,10 +123,6 @@ def export(kind: str, fmt: str) -> Response:
 # -- Data: the districts and past documentation, uploaded from the browser ------------------------
 
 
-def _actor() -> str:
-    return current_identity().username or ""
-
-
 def _data_page(status: int = 200, keep_form: bool = True, **outcome: Any) -> tuple[str, int]:
     """Render the data page, with the outcome of an upload if there was one.
 
@@ -182,7 +178,9 @@ def data_districts() -> tuple[str, int]:
     now = settings().now()
     with get_store().writing() as session:
         replace_districts(session, districts, now.replace(minute=0, second=0, microsecond=0))
-        record_action(session, _actor(), "districts_imported", now, detail=f"{len(districts)} districts")
+        record_action(
+            session, current_identity().actor, "districts_imported", now, detail=f"{len(districts)} districts"
+        )
     return _data_page(districts_done=len(districts))
 
 
@@ -215,5 +213,5 @@ def data_reports() -> tuple[str, int]:
     if result.stored:
         with get_store().writing() as session:
             detail = f"{result.imported} reports, {result.merged} merged, {result.held} held"
-            record_action(session, _actor(), "reports_imported", settings().now(), detail=detail)
+            record_action(session, current_identity().actor, "reports_imported", settings().now(), detail=detail)
     return _data_page(keep_form=dry_run, imported=result, dry_run=dry_run)

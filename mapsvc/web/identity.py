@@ -19,6 +19,11 @@ class Identity:
     #: Signed in by an ``Authorization: Bearer`` API token rather than a session cookie.
     by_token: bool = False
 
+    @property
+    def actor(self) -> str:
+        """Return the name the staff audit log records for this requester's actions."""
+        return self.username or ""
+
     def can(self, capability: Capability) -> bool:
         """Return whether this requester has ``capability``."""
         return can(self.role, capability)
