@@ -59,6 +59,10 @@ class CategoryPolicy:
     premoderation : bool
         Whether an anonymous report waits for a moderator (pending) instead of appearing at
         once marked unverified. Reports of trusted peers and staff appear at once either way.
+    reuse_factor : float
+        A report whose true point lies within ``reuse_factor / epsilon`` metres of a point
+        already published for the category is published at that point again instead of
+        drawing fresh noise (the reuse distance theta; privacy.md section 7 and the README).
 
     """
 
@@ -72,10 +76,11 @@ class CategoryPolicy:
     min_count_export: int = 5
     merge_factor: float = 2.0
     premoderation: bool = False
+    reuse_factor: float = 4.0
 
     def __post_init__(self) -> None:
         """Refuse policies that would break the privacy or decay arithmetic."""
-        positive = ("half_life_s", "fuzz_radius_m", "bucket_s", "merge_factor")
+        positive = ("half_life_s", "fuzz_radius_m", "bucket_s", "merge_factor", "reuse_factor")
         for field_name in positive:
             value = getattr(self, field_name)
             if isinstance(value, bool) or not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
@@ -100,6 +105,10 @@ class CategoryPolicy:
         """Return the distance within which a new report merges into an event (default 2 x mean noise)."""
         return self.merge_factor * (2.0 / self.epsilon(level))
 
+    def reuse_distance_m(self, level: float = DEFAULT_PRIVACY_LEVEL) -> float:
+        """Return theta: a true point this near an already published point is published there again."""
+        return self.reuse_factor / self.epsilon(level)
+
     def horizon_s(self, threshold: float = DEFAULT_VISIBILITY_THRESHOLD) -> float:
         """Return the age in seconds at which an event's weight falls below ``threshold``."""
         return self.half_life_s * math.log2(1.0 / threshold)
@@ -119,6 +128,7 @@ class CategoryPolicy:
         """Return what a client needs to know about the category, in plain units."""
         out = asdict(self)
         out["merge_distance_m"] = round(self.merge_distance_m(level), 1)
+        out["reuse_distance_m"] = round(self.reuse_distance_m(level), 1)
         out["horizon_s"] = round(self.horizon_s())
         out["epsilon_per_m"] = self.epsilon(level)
         return out

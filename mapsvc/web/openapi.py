@@ -116,7 +116,9 @@ def _schemas(settings: Settings) -> dict[str, Any]:
                             "min_count_export",
                             "merge_factor",
                             "premoderation",
+                            "reuse_factor",
                             "merge_distance_m",
+                            "reuse_distance_m",
                             "horizon_s",
                             "epsilon_per_m",
                         ],
@@ -134,7 +136,13 @@ def _schemas(settings: Settings) -> dict[str, Any]:
                                 "type": "boolean",
                                 "description": "anonymous reports wait for a moderator before they appear",
                             },
+                            "reuse_factor": {"type": "number"},
                             "merge_distance_m": {"type": "number"},
+                            "reuse_distance_m": {
+                                "type": "number",
+                                "description": "a true point this near a point already published for the "
+                                "category is published at that point again (no fresh noise)",
+                            },
                             "horizon_s": {"type": "integer"},
                             "epsilon_per_m": {"type": "number"},
                         },
