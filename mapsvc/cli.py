@@ -15,9 +15,9 @@ from mapsvc.demo import generate
 from mapsvc.settings import settings
 from mapsvc.store import get_store
 from mapsvc.store.db import DatabaseUnavailable, Store
-from mapsvc.store.events import PublishedReport, prune, record_report
+from mapsvc.store.events import prune
 from mapsvc.store.heat import rebuild_heat
-from mapsvc.web.reporting import publish
+from mapsvc.web.reporting import CheckedReport, check, store_checked
 
 db_group = click.Group("db", help="Database schema.")
 heat_group = click.Group("heat", help="Heat aggregates.")
@@ -106,9 +106,9 @@ def demo(reports: int, days: int, seed: int | None) -> None:
     store = get_store()
     merged = 0
     with click.progressbar(length=reports, label="demo reports") as bar:
-        batch: list[PublishedReport] = []
+        batch: list[CheckedReport] = []
         for item in made:
-            batch.append(publish(item.as_submission(), s))
+            batch.append(check(item.as_submission(), s))
             if len(batch) == 500:
                 merged += _store_batch(store, batch)
                 bar.update(len(batch))
@@ -119,14 +119,13 @@ def demo(reports: int, days: int, seed: int | None) -> None:
     click.echo(f"{reports} reports added ({merged} merged into existing events)")
 
 
-def _store_batch(store: Store, batch: list[PublishedReport]) -> int:
-    """Store already published reports in one transaction; return how many merged."""
+def _store_batch(store: Store, batch: list[CheckedReport]) -> int:
+    """Store checked reports in one transaction; return how many merged."""
     s = settings()
     merged = 0
     with store.writing() as session:
-        for report in batch:
-            receipt = record_report(session, report, s.policies[report.category], s.level, s.heat_resolution)
-            merged += receipt.merged
+        for checked in batch:
+            merged += store_checked(session, checked, s)[1].merged
     return merged
 
 

@@ -1,7 +1,7 @@
 """Importing existing documentation: rows of a CSV file become fuzzed, bucketed, merged reports.
 
 Each row goes through the same path as a report sent by an API client with an exact point
-(``mapsvc.web.reporting.publish``): checks, planar Laplace noise drawn once on arrival, the time
+(``mapsvc.web.reporting.check`` and ``store_checked``): checks, planar Laplace noise drawn once on arrival, the time
 floored to its bucket, and then the usual merge rules. The file is read as a stream, row by row.
 Either every row is stored, in one transaction, or none: the first bad row stops storing, the
 rest are still checked so that one run reports every bad row, and the transaction is rolled
@@ -36,10 +36,10 @@ from mapsvc.import_mapping import (
 )
 from mapsvc.settings import Settings
 from mapsvc.store.db import Store
-from mapsvc.store.events import PublishedReport, Standing
-from mapsvc.store.imports import lock_events_for_import, store_imported
+from mapsvc.store.events import Standing
+from mapsvc.store.imports import lock_events_for_import
 from mapsvc.web import parse
-from mapsvc.web.reporting import publish
+from mapsvc.web.reporting import CheckedReport, check, store_checked
 
 #: Row errors kept for the report; more are only counted.
 MAX_LISTED_ERRORS = 200
@@ -187,8 +187,8 @@ def _point(cols: _Columns, cells: Sequence[str]) -> tuple[float, float]:
     return lat, lon
 
 
-def _publish(cols: _Columns, cells: Sequence[str], s: Settings, result: ImportResult) -> PublishedReport:
-    """Return the row as a stored report would be: fuzzed, bucketed, checked."""
+def _check(cols: _Columns, cells: Sequence[str], s: Settings, result: ImportResult) -> CheckedReport:
+    """Return the row as a checked report: every field checked, the time bucketed (not yet fuzzed)."""
     lat, lon = _point(cols, cells)
     submission: dict[str, Any] = {
         "category": _category(cols, cells, result),
@@ -200,7 +200,7 @@ def _publish(cols: _Columns, cells: Sequence[str], s: Settings, result: ImportRe
     if "details" in cols.index:
         submission["details"] = cols.cell(cells, "details")
     try:
-        return publish(submission, s)
+        return check(submission, s)
     except InvalidInput as exc:
         columns = {"lat": f"{cols.column('lat')}, {cols.column('lon')}", "occurred_at": cols.column("time")}
         field_name = exc.field or ""
@@ -326,15 +326,15 @@ def _one_row(
         if action == SKIP:
             result.skipped += 1
             return
-        report = _publish(columns, cells, s, result)
+        checked = _check(columns, cells, s, result)
     except _RowProblem as problem:
         result.add_error(RowError(number, problem.column, problem.message))
         return
-    policy = s.policies[report.category]
+    policy = s.policies[checked.category]
     held = options.hold_all or action == HOLD or policy.premoderation
     result.imported += 1
     result.held += held
     if session is not None and not result.error_count:
         standing = Standing(trusted=False, hold=Hold.PREMODERATION if held else None)
-        receipt = store_imported(session, report, policy, s.level, s.heat_resolution, standing)
+        _, receipt = store_checked(session, checked, s, standing, category_locked=True)
         result.merged += receipt.merged

@@ -72,6 +72,19 @@ def event_by_public_id(app: Flask, public_id: str) -> Event:
         return session.scalars(select(Event).where(Event.public_id == public_id)).one()
 
 
+def event_of_report(app: Flask, report_id: str) -> str:
+    """Return the public id of the event a stored report joined (the reporter is never told)."""
+    with app.extensions["mapsvc.store"].reader() as session:
+        return session.scalars(
+            select(Event.public_id).join(Report, Report.event_id == Event.id).where(Report.public_id == report_id)
+        ).one()
+
+
+def reported_event(app: Flask, response: TestResponse) -> Event:
+    """Return the stored event that the report answered by ``response`` joined."""
+    return event_by_public_id(app, event_of_report(app, response.get_json()["id"]))
+
+
 def cell_centre(cell: str) -> tuple[float, float]:
     """Return the centre of an H3 cell rounded as published points are (4 decimals)."""
     lat, lon = h3.cell_to_latlng(cell)
@@ -91,13 +104,17 @@ def post_device(
     occurred_at: datetime | None = None,
     **fields: Any,
 ) -> TestResponse:
-    """Post a report fuzzed on the device, so it is stored at ``point`` (rounded)."""
+    """Post a report fuzzed on the device, so it is stored at ``point`` (rounded).
+
+    The response's ``event_id`` names the event the report joined, read from the store.
+    """
     body: dict[str, Any] = {"category": category, "lat": point[0], "lon": point[1], "fuzzed_on_device": True}
     if occurred_at is not None:
         body["occurred_at"] = iso(occurred_at)
     body.update(fields)
     response = client.post("/api/reports", json=body)
     assert response.status_code == 201, response.get_json()
+    response.event_id = event_of_report(client.application, response.get_json()["id"])  # type: ignore[attr-defined]
     return response
 
 

@@ -52,7 +52,7 @@ class Acting:
 
 def report_at(client: FlaskClient, point: tuple[float, float], category: str = "checkpoint", **fields: Any) -> str:
     """Post a device-fuzzed report at ``point``; return its event's id."""
-    return str(post_device(client, point, category, **fields).get_json()["event"]["id"])
+    return str(post_device(client, point, category, **fields).event_id)
 
 
 def act(client: FlaskClient, event_id: str, action: str, status: int = 200, **body: Any) -> dict[str, Any]:

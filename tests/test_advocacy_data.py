@@ -142,7 +142,7 @@ def test_an_import_stores_every_row_fuzzed_with_the_mapping_given(advocate, app)
     events = stored_events(app)
     assert sorted(e.category for e in events) == ["checkpoint", "raid"]
     assert all((e.lat, e.lon) != (LAT, LON) for e in events)  # fuzzed like any report
-    assert audit(app)[-1] == ("advocate-1", "reports_imported", "2 reports, 0 merged, 0 held")
+    assert audit(app)[-1] == ("advocate-1", "reports_imported", "2 reports, 0 held")
 
 
 def test_bad_rows_are_all_named_and_nothing_is_stored(advocate, app):

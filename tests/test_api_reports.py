@@ -13,14 +13,15 @@ from mapsvc.core.area import ServiceArea
 from tests.conftest import BISHKEK, NOW
 from tests.helpers import (
     HOME_CELL,
+    bucket_of,
     cell_centre,
     decay,
     event_by_public_id,
     heat_cells,
     iso,
     layer_ids,
-    parse_iso,
     post_device,
+    reported_event,
     stored_counts,
     stored_events,
 )
@@ -38,12 +39,8 @@ def test_created_report_answers_its_ids_and_code(report):
     assert response.status_code == 201
     assert response.headers["Cache-Control"] == "no-store"
     body = response.get_json()
-    assert set(body) == {"id", "withdrawal_code", "event", "details_stored"}
+    assert set(body) == {"id", "withdrawal_code"}
     assert all(isinstance(body[k], str) and body[k] for k in ("id", "withdrawal_code"))
-    assert body["event"]["merged"] is False
-    assert body["event"]["category"] == "checkpoint"
-    assert isinstance(body["event"]["id"], str) and body["event"]["id"]
-    assert body["details_stored"] is False
 
 
 def test_created_report_is_stored_once(app, report):
@@ -180,8 +177,7 @@ def test_time_is_floored_to_the_category_bucket(app, client, category, occurred_
     response = client.post("/api/reports", json=_body({"category": category, "occurred_at": occurred_at}))
 
     assert response.status_code == 201, response.get_json()
-    assert parse_iso(response.get_json()["event"]["bucket_start"]) == bucket
-    assert event_by_public_id(app, response.get_json()["event"]["id"]).bucket_start == bucket
+    assert reported_event(app, response).bucket_start == bucket
 
 
 @pytest.mark.parametrize("ahead", [timedelta(seconds=1), timedelta(minutes=4, seconds=59), timedelta(minutes=5)])
@@ -191,7 +187,7 @@ def test_occurred_at_within_the_clock_skew_is_taken_as_now(app, client, clock, a
     response = client.post("/api/reports", json=_body({"occurred_at": iso(clock.now + ahead)}))
 
     assert response.status_code == 201, response.get_json()
-    assert parse_iso(response.get_json()["event"]["bucket_start"]) == datetime(2026, 6, 15, 22, tzinfo=UTC)
+    assert reported_event(app, response).bucket_start == datetime(2026, 6, 15, 22, tzinfo=UTC)
 
 
 @pytest.fixture(params=[False, True], ids=["details off", "details on"])
@@ -203,8 +199,7 @@ def store_details(request, app_config):
 def test_details_are_kept_only_when_turned_on(store_details, app, client):
     response = client.post("/api/reports", json=_body({"details": "  two officers at the corner  "}))
 
-    assert response.get_json()["details_stored"] is store_details
-    stored = event_by_public_id(app, response.get_json()["event"]["id"]).details
+    stored = reported_event(app, response).details
     assert stored == ("two officers at the corner" if store_details else None)
 
 
@@ -213,14 +208,14 @@ def test_device_fuzzed_point_is_stored_as_sent_rounded(app, client):
 
     response = post_device(client, sent)
 
-    event = event_by_public_id(app, response.get_json()["event"]["id"])
+    event = reported_event(app, response)
     assert (event.lat, event.lon) == (round(sent[0], 4), round(sent[1], 4))
 
 
 def test_server_fuzzed_point_is_moved(app, report):
     response = report()
 
-    event = event_by_public_id(app, response.get_json()["event"]["id"])
+    event = reported_event(app, response)
     assert (event.lat, event.lon) != BISHKEK
     assert (event.lat, event.lon) == (round(event.lat, 4), round(event.lon, 4))
 
@@ -230,7 +225,7 @@ def test_device_point_just_outside_the_area_is_moved_inside(app, client):
 
     response = post_device(client, JUST_OUTSIDE)
 
-    event = event_by_public_id(app, response.get_json()["event"]["id"])
+    event = reported_event(app, response)
     assert AREA.contains(event.lat, event.lon)
     # Moved to the nearest allowed point: about as far as the point lay outside, not across town.
     assert abs(event.lon - JUST_OUTSIDE[1]) < 0.001
@@ -261,13 +256,12 @@ def test_withdrawal_with_code_answers_204(client, report, via):
 
 @pytest.mark.parametrize("via", VIA)
 def test_withdrawn_event_leaves_the_layers(app, client, report, via):
-    created = report().get_json()
-    kept = report(category="patrol").get_json()
-    assert created["event"]["id"] in layer_ids(client)
+    created, kept = report(), report(category="patrol")
+    assert reported_event(app, created).public_id in layer_ids(client)
 
-    _withdraw(client, created["id"], created["withdrawal_code"], via)
+    _withdraw(client, created.get_json()["id"], created.get_json()["withdrawal_code"], via)
 
-    assert layer_ids(client) == [kept["event"]["id"]]
+    assert layer_ids(client) == [reported_event(app, kept).public_id]
     assert stored_counts(app) == (1, 1)
 
 
@@ -276,13 +270,14 @@ def test_withdrawn_event_leaves_the_heat(client, via):
     point = cell_centre(HOME_CELL)
     moments = [NOW - timedelta(hours=k) for k in range(4)]
     created = [post_device(client, point, occurred_at=m).get_json() for m in moments]
+    buckets = [bucket_of(m, "checkpoint") for m in moments]
     assert heat_cells(client)[HOME_CELL]["events"] == 4
 
     _withdraw(client, created[0]["id"], created[0]["withdrawal_code"], via)
 
     cell = heat_cells(client)[HOME_CELL]
     assert cell["events"] == 3
-    expected = sum(decay(NOW, parse_iso(c["event"]["bucket_start"]), "checkpoint") for c in created[1:])
+    expected = sum(decay(NOW, b, "checkpoint") for b in buckets[1:])
     assert cell["intensity"] == pytest.approx(expected, abs=1e-3)
 
 
@@ -347,16 +342,15 @@ def test_withdrawal_without_a_code_answers_400_naming_it(app, client, report, bo
 
 def test_withdrawing_one_of_two_merged_reports_keeps_the_event(app, client):
     point = cell_centre(HOME_CELL)
-    first = post_device(client, point).get_json()
-    second = post_device(client, point).get_json()
-    assert second["event"] == {**first["event"], "merged": True}
+    first, second = post_device(client, point), post_device(client, point)
+    assert second.event_id == first.event_id
 
-    _withdraw(client, first["id"], first["withdrawal_code"], "body")
+    _withdraw(client, first.get_json()["id"], first.get_json()["withdrawal_code"], "body")
 
     features = client.get("/api/layers").get_json()["features"]
-    assert [f["id"] for f in features] == [first["event"]["id"]]
+    assert [f["id"] for f in features] == [first.event_id]
     assert features[0]["properties"]["corroborations"] == 1
-    assert event_by_public_id(app, first["event"]["id"]).corroborations == 1
+    assert event_by_public_id(app, first.event_id).corroborations == 1
     assert stored_counts(app) == (1, 1)
 
 

@@ -158,7 +158,7 @@ def short_retention(app_config):
 
 def _fill_for_pruning(client) -> dict[str, str]:
     return {
-        name: post_device(client, HOME, category=category, occurred_at=NOW - age).get_json()["event"]["id"]
+        name: post_device(client, HOME, category=category, occurred_at=NOW - age).event_id
         for name, (category, age, _) in PRUNED.items()
     }
 

@@ -85,7 +85,7 @@ def filled_at_0001(migrated_template, tmp_path):
         made.extend([head_url, old_url])
         Store(head_url).upgrade()
         app = create_app({"TESTING": True, "DATABASE_URL": head_url, "CLOCK": lambda: NOW})
-        created = [post_device(app.test_client(), p, category=category).get_json()["event"]["id"] for p in POINTS]
+        created = [post_device(app.test_client(), p, category=category).event_id for p in POINTS]
         app.extensions["mapsvc.store"].dispose()
         Store(old_url).upgrade("0001")
         _copy_rows(head_url, old_url, ["events", "reports", "heat_series", "heat_steps"])
@@ -179,7 +179,7 @@ EPS = 1e-9
     ],
 )
 def test_bbox_edges_are_inclusive_and_exact(client, bbox, shown):
-    event = post_device(client, EDGE).get_json()["event"]["id"]
+    event = post_device(client, EDGE).event_id
 
     ids = layer_ids(client, bbox=",".join(repr(v) for v in bbox))
 

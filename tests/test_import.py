@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import csv
 import io
-import math
 from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
 import pytest
-from scipy import stats
 
-from mapsvc.core.fuzz import geodesic_distance_m, radial_cdf
+from mapsvc.core.fuzz import geodesic_distance_m
 from mapsvc.core.policy import DEFAULT_POLICIES, DEFAULT_PRIVACY_LEVEL
 from tests.conftest import BISHKEK, NOW
 from tests.helpers import bucket_of, stored_counts, stored_events
@@ -214,19 +212,22 @@ def test_a_mapping_to_an_unknown_category_is_refused(app, runner, tmp_path):
     assert result.exit_code == 1 and "unknown category 'raids'" in result.output
 
 
-def test_imported_points_follow_the_planar_laplace_distribution(app, runner, tmp_path):
-    """One true point, 400 rows in 400 hourly buckets (no merging): the draws keep C(rho)."""
+def test_imported_repeats_of_one_place_publish_its_first_draws_again(app, runner, tmp_path):
+    """One true point, 400 rows in 400 hourly buckets: 400 events, at the first draw within theta.
+
+    Fresh noise for each row would publish 400 draws whose centroid lies a few metres from the
+    truth; reuse publishes draws only until one lands within the reuse distance theta.
+    """
     count = 400
     rows = [["checkpoint", str(LAT), str(LON), _when(i + 0.5), ""] for i in range(count)]
     result = _import(runner, _plain(tmp_path, *rows))
     assert result.exit_code == 0, result.output
     events = stored_events(app)
     assert len(events) == count
-    lat = np.array([e.lat for e in events])
-    lon = np.array([e.lon for e in events])
-    distances = geodesic_distance_m(np.full(count, LAT), np.full(count, LON), lat, lon)
-    assert np.all(distances > 0)  # no imported point is the given one
-    epsilon = DEFAULT_POLICIES["checkpoint"].epsilon(DEFAULT_PRIVACY_LEVEL)
-    assert stats.kstest(distances, lambda rho: radial_cdf(rho, epsilon)).pvalue > 0.001
-    bearings = np.degrees(np.arctan2((lon - LON) * math.cos(math.radians(LAT)), lat - LAT)) % 360
-    assert stats.kstest(bearings, stats.uniform(loc=0, scale=360).cdf).pvalue > 0.001
+    points = list(dict.fromkeys((e.lat, e.lon) for e in events))  # distinct, first published first
+    theta = DEFAULT_POLICIES["checkpoint"].reuse_distance_m(DEFAULT_PRIVACY_LEVEL)
+    distances = geodesic_distance_m(np.full(len(points), LAT), np.full(len(points), LON), *np.transpose(points))
+    # Draws farther than theta were each followed by another draw; the first within theta ends it.
+    assert np.all(distances[:-1] > theta) and distances[-1] <= theta
+    assert len(points) <= 3  # P(more than 3 draws) = (5 e^-4)^3 < 1e-3
+    assert all(p in points for p in ((e.lat, e.lon) for e in events))

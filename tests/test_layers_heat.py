@@ -59,13 +59,13 @@ def _features(client, **params: Any) -> list[dict[str, Any]]:
     ],
 )
 def test_event_weight_halves_every_half_life(client, clock, category, age):
-    created = post_device(client, HOME, category=category).get_json()
+    created = post_device(client, HOME, category=category)
     bucket = bucket_of(NOW, category)
     clock.now = bucket + age
 
     [feature] = _features(client)
 
-    assert feature["id"] == created["event"]["id"]
+    assert feature["id"] == created.event_id
     assert feature["properties"]["weight"] == pytest.approx(decay(clock.now, bucket, category), abs=WEIGHT_DECIMALS)
 
 
@@ -91,13 +91,13 @@ def test_event_disappears_once_its_weight_falls_below_the_threshold(client, cloc
     ],
 )
 def test_past_moment_shows_the_map_as_it_was(client, clock, at, visible):
-    created = post_device(client, HOME).get_json()
+    created = post_device(client, HOME)
     clock.now = NOW + timedelta(days=2)  # long faded
 
     body = client.get("/api/layers", query_string={"at": iso(at)}).get_json()
 
     assert body["at"] == iso(at)
-    assert [f["id"] for f in body["features"]] == ([created["event"]["id"]] if visible else [])
+    assert [f["id"] for f in body["features"]] == ([created.event_id] if visible else [])
     if visible:
         expected = decay(at, bucket_of(NOW, "checkpoint"), "checkpoint")
         assert body["features"][0]["properties"]["weight"] == pytest.approx(expected, abs=WEIGHT_DECIMALS)
@@ -146,8 +146,8 @@ EAST = (HOME[0], round(HOME[1] + 0.06, 4))  # about 5 km east
 )
 def test_bbox_selects_the_events_inside_it(client, bbox, expected):
     ids = {
-        "home": post_device(client, HOME).get_json()["event"]["id"],
-        "east": post_device(client, EAST).get_json()["event"]["id"],
+        "home": post_device(client, HOME).event_id,
+        "east": post_device(client, EAST).event_id,
     }
     params = {"bbox": bbox} if bbox else {}
 
@@ -239,7 +239,7 @@ def test_attacks_count_in_heat(client, category):
 
 def _five_events(client) -> list[str]:
     """Post five checkpoints an hour apart, newest first; return their event ids."""
-    return [post_device(client, HOME, occurred_at=NOW - timedelta(hours=k)).get_json()["event"]["id"] for k in range(5)]
+    return [post_device(client, HOME, occurred_at=NOW - timedelta(hours=k)).event_id for k in range(5)]
 
 
 @pytest.mark.parametrize("limit", [1, 2, 4])

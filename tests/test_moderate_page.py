@@ -23,7 +23,7 @@ def app_config(app_config):
 def anonymous_reports(app, *places):
     """Post reports from another, anonymous client; return their event ids."""
     other = app.test_client()
-    return [post_device(other, place, category).get_json()["event"]["id"] for place, category in places]
+    return [post_device(other, place, category).event_id for place, category in places]
 
 
 def test_queue_page_lists_the_pending_event_with_its_forms(app, client):
@@ -117,7 +117,7 @@ def reports_an_hour_apart(app, *places):
     """Post anonymous reports one hour apart (so none merge); return their event ids."""
     other = app.test_client()
     return [
-        post_device(other, place, category, occurred_at=NOW - timedelta(hours=i)).get_json()["event"]["id"]
+        post_device(other, place, category, occurred_at=NOW - timedelta(hours=i)).event_id
         for i, (place, category) in enumerate(places)
     ]
 

@@ -119,7 +119,7 @@ def raids(client) -> dict[str, str]:  # type: ignore[no-untyped-def]
     made = {}
     for label, hours in (("recent", 2), ("yesterday", 30), ("old", 24 * 20)):
         response = post_device(client, (LAT, LON + 0.01 * hours / 24), "raid", NOW - hours * HOUR)
-        made[label] = response.get_json()["event"]["id"]
+        made[label] = response.event_id
     return made
 
 
@@ -148,7 +148,7 @@ def test_historic_items_carry_their_weight_now(client, raids):
 
 
 def test_single_events_shown_only_as_heat_never_appear(client):
-    attacks = [post_device(client, (LAT, LON), "attack", NOW - h * HOUR).get_json()["event"]["id"] for h in (1, 50)]
+    attacks = [post_device(client, (LAT, LON), "attack", NOW - h * HOUR).event_id for h in (1, 50)]
     post_device(client, (LAT, LON), "raid", NOW - HOUR)
     _get(client, "/ogc/collections/attack", 404)
     _get(client, "/ogc/collections/attack/items", 404)
@@ -168,7 +168,7 @@ def app_config(app_config):  # type: ignore[no-untyped-def]
 
 
 def test_events_waiting_for_a_moderator_are_not_listed(client):
-    held = post_device(client, (LAT, LON), "detention", NOW - HOUR).get_json()["event"]["id"]
+    held = post_device(client, (LAT, LON), "detention", NOW - HOUR).event_id
     assert _items(client, "detention", datetime="../..")["features"] == []
     _get(client, f"/ogc/collections/detention/items/{held}", 404)
 

@@ -45,8 +45,9 @@ def test_a_report_shows_at_the_next_read_after_a_cached_answer(client, path):
 
 
 def test_a_withdrawn_report_leaves_at_the_next_read(client):
-    receipt = post_device(client, BISHKEK).get_json()
-    assert layer_ids(client) == [receipt["event"]["id"]]
+    posted = post_device(client, BISHKEK)
+    receipt = posted.get_json()
+    assert layer_ids(client) == [posted.event_id]
 
     client.delete(f"/api/reports/{receipt['id']}", headers={"X-Withdrawal-Code": receipt["withdrawal_code"]})
 
@@ -58,7 +59,7 @@ def test_a_write_through_another_worker_shows_at_once(other_client, client):
     other = other_client()
     assert layer_ids(client) == []  # cached empty
 
-    created = post_device(other, BISHKEK).get_json()["event"]["id"]
+    created = post_device(other, BISHKEK).event_id
 
     assert layer_ids(client) == [created]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from mapsvc.core.roles import Role
-from tests.helpers import HOME_CELL, cell_centre, event_by_public_id, layer_ids, sibling_cells
+from tests.helpers import HOME_CELL, cell_centre, event_by_public_id, layer_ids, reported_event, sibling_cells
 from tests.moderation_helpers import ONE_EVENT_CELLS, Acting, act, heat_reads, report_at
 
 HOME = cell_centre(HOME_CELL)
@@ -68,14 +68,14 @@ def test_withdrawing_the_trusted_report_leaves_the_event_corroborated(client, ac
     response = client.post(
         "/api/reports", json={"category": "checkpoint", "lat": HOME[0], "lon": HOME[1], "fuzzed_on_device": True}
     )
-    receipt = response.get_json()
+    receipt, event = response.get_json(), reported_event(client.application, response).public_id
     acting.report(client, HOME)
     acting.report(client, HOME)
 
     gone = client.delete(f"/api/reports/{receipt['id']}", json={"withdrawal_code": receipt["withdrawal_code"]})
 
     assert gone.status_code == 204
-    stored = event_by_public_id(client.application, receipt["event"]["id"])
+    stored = event_by_public_id(client.application, event)
     assert (stored.corroborations, stored.trust) == (2, "corroborated")
 
 

@@ -12,6 +12,8 @@ from dataclasses import asdict, dataclass, fields, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from mapsvc.core.reuse import DEFAULT_REUSE_FACTOR
+
 #: Odds between two candidate places within the protected radius change at most e^level.
 DEFAULT_PRIVACY_LEVEL = math.log(4)
 
@@ -76,7 +78,7 @@ class CategoryPolicy:
     min_count_export: int = 5
     merge_factor: float = 2.0
     premoderation: bool = False
-    reuse_factor: float = 4.0
+    reuse_factor: float = DEFAULT_REUSE_FACTOR
 
     def __post_init__(self) -> None:
         """Refuse policies that would break the privacy or decay arithmetic."""

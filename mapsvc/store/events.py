@@ -9,6 +9,7 @@ import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from typing import Any, NamedTuple
 
 from sqlalchemy import (
@@ -21,6 +22,7 @@ from sqlalchemy import (
     insert,
     or_,
     select,
+    true,
     type_coerce,
     union_all,
     update,
@@ -41,6 +43,14 @@ from mapsvc.store.spatial import in_bbox, in_bbox_exactly, is_postgis
 _M_PER_DEG_LAT = 110_500.0
 
 
+class Origin(StrEnum):
+    """Where a stored report's point comes from."""
+
+    DEVICE = "device"  # sent already fuzzed (the phone): the server never saw the true point
+    DRAWN = "drawn"  # a fresh draw of the server's noise
+    REUSED = "reused"  # a point the server drew earlier, published again for a place within theta
+
+
 @dataclass(frozen=True)
 class PublishedReport:
     """A report after fuzzing and time bucketing: everything the store may keep of it."""
@@ -51,6 +61,7 @@ class PublishedReport:
     lon: float
     bucket_start: datetime
     details: str | None = None
+    origin: Origin = Origin.DEVICE
 
 
 @dataclass(frozen=True)
@@ -68,7 +79,11 @@ class Standing:
 
 @dataclass(frozen=True)
 class Receipt:
-    """What a reporter gets back: the report's id, its withdrawal code, and the event."""
+    """The stored report's id and withdrawal code (all a reporter gets back), and its event for the caller's own use.
+
+    ``event_id`` and ``merged`` never leave the process towards a reporter: whether a report
+    joined an event depends on events the reporter may not see.
+    """
 
     report_id: str
     withdrawal_code: str
@@ -89,7 +104,7 @@ def _search_box(lat: float, lon: float, distance_m: float) -> tuple[float, float
 
 # The intake path runs these for every report; built once, they skip per-call compilation.
 _MERGE_CANDIDATES = (
-    select(Event.id, Event.public_id, Event.lat, Event.lon)
+    select(Event.id, Event.public_id, Event.lat, Event.lon, Event.heat_cell)
     .where(
         Event.category == bindparam("category"),
         Event.bucket_start == bindparam("bucket"),
@@ -104,7 +119,20 @@ _MERGE_CANDIDATES = (
 )
 #: The first key of mapsvc's advisory locks ("maps"), apart from other users of the database.
 _LOCK_CLASS = 0x6D617073
-_MERGE_LOCK = select(func.pg_advisory_xact_lock(_LOCK_CLASS, func.hashtext(bindparam("group"))))
+_CATEGORY_LOCK = select(func.pg_advisory_xact_lock(_LOCK_CLASS, func.hashtext(bindparam("group"))))
+# Distinct drawn points in a box, each with the id of the first event published there.
+_DRAWN_POINTS = (
+    select(Event.lat, Event.lon)
+    .where(
+        Event.category == bindparam("category"),
+        Event.server_drawn == true(),
+        Event.lat.between(bindparam("lat0"), bindparam("lat1")),
+        Event.lon.between(bindparam("lon0"), bindparam("lon1")),
+        Event.status != Status.REJECTED.value,
+    )
+    .group_by(Event.lat, Event.lon)
+    .order_by(func.min(Event.id))
+)
 _CORROBORATE = (
     update(Event)
     .where(Event.id == bindparam("event_id"))
@@ -117,26 +145,39 @@ _NEW_EVENT = insert(Event).returning(Event.id)
 _NEW_REPORT = insert(Report)
 
 
-def lock_merge_group(session: Session, report: PublishedReport) -> None:
-    """Serialise intake of one category and bucket until the transaction ends.
+def lock_category(session: Session, category: str) -> None:
+    """Serialise intake of one category until the transaction ends.
 
-    Only reports of the same category and bucket can merge, so two of them must not both
-    find no event and both create one. SQLite's writers already queue (BEGIN IMMEDIATE);
-    PostgreSQL takes a transaction-level advisory lock on the pair.
+    Two reports of one place must not both find no point to reuse and both draw one, nor both
+    find no event to merge into and both create one. SQLite's writers already queue (BEGIN
+    IMMEDIATE); PostgreSQL takes a transaction-level advisory lock on the category.
     """
-    lock_group(session, report.category, report.bucket_start)
-
-
-def lock_group(session: Session, category: str, bucket: datetime) -> None:
-    """Take the merge lock of one category and bucket (PostgreSQL; SQLite's writers queue anyway)."""
     if is_postgis(session):
-        session.connection().execute(_MERGE_LOCK, {"group": f"{category}@{bucket.isoformat()}"})
+        session.connection().execute(_CATEGORY_LOCK, {"group": category})
+
+
+def drawn_points_near(
+    session: Session, category: str, lat: float, lon: float, distance_m: float
+) -> list[tuple[float, float]]:
+    """Return the distinct points the server drew for ``category`` in a box around (lat, lon), oldest first.
+
+    Rejected events' points are left out (a moderator judged the report false); pending ones
+    count, so that a place waiting for moderation is not redrawn on every repeat either.
+    """
+    lat0, lat1, lon0, lon1 = _search_box(lat, lon, distance_m)
+    rows = session.connection().execute(
+        _DRAWN_POINTS, {"category": category, "lat0": lat0, "lat1": lat1, "lon0": lon0, "lon1": lon1}
+    )
+    return [(row.lat, row.lon) for row in rows]
 
 
 def find_merge_target(
     session: Session, report: PublishedReport, policy: CategoryPolicy, level: float, standing: Standing = Standing()
-) -> tuple[int, str] | None:
-    """Return (id, public id) of the nearest same-category, same-bucket, same-standing event in merge distance."""
+) -> Any:
+    """Return the nearest same-category, same-bucket, same-standing event in merge distance, or None.
+
+    The row has the event's id, public id and heat cell.
+    """
     distance = policy.merge_distance_m(level)
     lat0, lat1, lon0, lon1 = _search_box(report.lat, report.lon, distance)
     candidates = (
@@ -165,7 +206,7 @@ def find_merge_target(
         [c.lon for c in candidates],
     )
     best = int(distances.argmin())
-    return (candidates[best].id, candidates[best].public_id) if distances[best] <= distance else None
+    return candidates[best] if distances[best] <= distance else None
 
 
 def record_report(
@@ -176,25 +217,32 @@ def record_report(
     heat_resolution: int,
     standing: Standing = Standing(),
     *,
-    group_locked: bool = False,
+    category_locked: bool = False,
 ) -> Receipt:
     """Store a report: merge it into a matching event or create a new event (and its heat if published).
 
     A merged report changes only the event's corroboration count and trust: the event keeps its
     first published point, so repeated reports of one place never average towards the truth.
-    ``group_locked``: the caller already excludes other writers of events (an import's table
-    lock), so no merge-group lock is taken.
+    A fresh draw of the server's noise never merges: it becomes an event of its own, so that the
+    next report of the place finds it and publishes it again (merging would discard the draw, and
+    every repeat would draw afresh). Both ways run the same statements (a merge adds nothing to
+    its event's heat step), so the time an answer takes does not tell a reporter whether the
+    report joined an event they may not see. ``category_locked``: the caller already holds
+    :func:`lock_category` or excludes other writers of events (an import's table lock).
     """
-    if not group_locked:
-        lock_merge_group(session, report)
-    target = find_merge_target(session, report, policy, level, standing)
+    if not category_locked:
+        lock_category(session, report.category)
+    found = find_merge_target(session, report, policy, level, standing)
+    target = None if report.origin is Origin.DRAWN else found
+    cell = cell_of(report.lat, report.lon, heat_resolution) if target is None else target.heat_cell
+    # Heat counts published events only; a merge or a held report adds 0, through the same statements.
+    change_heat(session, cell, report.bucket_start, policy, int(target is None and standing.hold is None))
     if target is not None:
-        event_id, event_public_id = target
+        event_id, event_public_id = target.id, target.public_id
         merged_trust = Trust.VERIFIED if standing.trusted else Trust.CORROBORATED
         session.connection().execute(_CORROBORATE, {"event_id": event_id, "merged_trust": merged_trust.value})
     else:
         event_public_id = secrets.token_urlsafe(12)
-        cell = cell_of(report.lat, report.lon, heat_resolution)
         values = {
             "public_id": event_public_id,
             "category": report.category,
@@ -208,10 +256,9 @@ def record_report(
             "status": standing.status.value,
             "trust": trust_of(1, int(standing.trusted), False).value,
             "held_reason": standing.hold.value if standing.hold else None,
+            "server_drawn": report.origin is not Origin.DEVICE,
         }
         event_id = session.connection().execute(_NEW_EVENT, values).scalar_one()
-        if standing.status is Status.PUBLISHED:
-            change_heat(session, cell, report.bucket_start, policy, 1)
     code = secrets.token_urlsafe(16)
     receipt_id = secrets.token_urlsafe(12)
     session.connection().execute(

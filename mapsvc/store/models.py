@@ -76,10 +76,23 @@ class Event(Base):
     held_reason: Mapped[str | None] = mapped_column(String(16), default=None)
     #: A moderator marked the event verified (kept apart from trusted reports, which may be withdrawn).
     verified_by_staff: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    #: The server drew this point's noise (from an exact point): later reports of a place within the
+    #: category's reuse distance publish this point again. Points sent already fuzzed never are.
+    server_drawn: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     __table_args__ = (
         # Covers layer reads of published events; see migration 0003.
         Index("ix_events_category_bucket_lat_lon_status", "category", "bucket_start", "lat", "lon", "status"),
+        # Finds the points the server drew near a place (migration 0008).
+        Index(
+            "ix_events_drawn_points",
+            "category",
+            "lat",
+            "lon",
+            "id",
+            sqlite_where=text("server_drawn = 1"),
+            postgresql_where=text("server_drawn"),
+        ),
         Index(
             "ix_events_pending",
             "id",

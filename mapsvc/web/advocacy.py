@@ -212,6 +212,6 @@ def data_reports() -> tuple[str, int]:
         return _data_page(422, import_error=failure.problem, failed=failure.result, dry_run=dry_run)
     if result.stored:
         with get_store().writing() as session:
-            detail = f"{result.imported} reports, {result.merged} merged, {result.held} held"
+            detail = f"{result.imported} reports, {result.held} held"
             record_action(session, current_identity().actor, "reports_imported", settings().now(), detail=detail)
     return _data_page(keep_form=dry_run, imported=result, dry_run=dry_run)

@@ -71,21 +71,13 @@ def _schemas(settings: Settings) -> dict[str, Any]:
         },
         "ReportCreated": {
             "type": "object",
-            "required": ["id", "withdrawal_code", "event", "details_stored"],
+            "description": "the report's id and withdrawal code only: nothing that depends on events the "
+            "reporter may not see (whether the report joined one, which)",
+            "required": ["id", "withdrawal_code"],
+            "additionalProperties": False,
             "properties": {
                 "id": {"type": "string"},
                 "withdrawal_code": {"type": "string", "description": "shown once; needed to withdraw"},
-                "details_stored": {"type": "boolean"},
-                "event": {
-                    "type": "object",
-                    "required": ["id", "merged", "category", "bucket_start"],
-                    "properties": {
-                        "id": {"type": "string"},
-                        "merged": {"type": "boolean"},
-                        "category": {"enum": categories},
-                        "bucket_start": _TIMESTAMP,
-                    },
-                },
             },
         },
         "Categories": {

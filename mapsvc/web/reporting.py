@@ -1,4 +1,4 @@
-"""Turning a submitted report into a stored one: checks, fuzzing, time bucket, store.
+"""Turning a submitted report into a stored one: checks, time bucket, fuzzing or reuse, store.
 
 Shared by the JSON API and the plain HTML form, so both apply exactly the same rules.
 """
@@ -6,19 +6,31 @@ Shared by the JSON API and the plain HTML form, so both apply exactly the same r
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from flask_babel import gettext as _
+from sqlalchemy.orm import Session
 
 from mapsvc.core.decay import floor_to_bucket
 from mapsvc.core.fuzz import fuzz_point
 from mapsvc.core.policy import PERPETRATORS, CategoryPolicy
+from mapsvc.core.reuse import first_within
 from mapsvc.core.roles import Capability
 from mapsvc.core.trust import hold_for
 from mapsvc.errors import InvalidInput
 from mapsvc.settings import Settings
 from mapsvc.store.db import Store
-from mapsvc.store.events import PublishedReport, Receipt, Standing, record_report
+from mapsvc.store.events import (
+    Origin,
+    PublishedReport,
+    Receipt,
+    Standing,
+    drawn_points_near,
+    lock_category,
+    record_report,
+)
 from mapsvc.web import parse
 from mapsvc.web.holds import is_burst
 from mapsvc.web.identity import current_identity
@@ -27,15 +39,31 @@ from mapsvc.web.identity import current_identity
 #: noise exceeds 20 radii with probability below 1e-10 at level ln 4.
 DEVICE_NOISE_REACH_RADII = 20
 
+#: The standing of a report that no moderator need see first (the demo's, an import row's).
+PUBLISHED_AT_ONCE = Standing()
+
 FIELDS = {"category", "lat", "lon", "occurred_at", "perpetrator", "details", "fuzzed_on_device"}
 
 
-def publish(data: Mapping[str, Any], settings: Settings) -> PublishedReport:
-    """Check a submitted report and return what may be stored of it.
+@dataclass(frozen=True)
+class CheckedReport:
+    """A submitted report that passed every check, its point as sent: exact, or fuzzed on the device.
 
-    The true point exists only inside this function: it is fuzzed (unless the device already
-    did so), moved inside the service area if the noise took it out, and rounded.
+    It lives in memory only, for one request or one import row; the store keeps what
+    :func:`place` makes of it.
     """
+
+    category: str
+    perpetrator: str
+    lat: float
+    lon: float
+    fuzzed_on_device: bool
+    bucket_start: datetime
+    details: str | None
+
+
+def check(data: Mapping[str, Any], settings: Settings) -> CheckedReport:
+    """Check a submitted report: every field, the service area and the time; floor the time to its bucket."""
     unknown = sorted(set(data) - FIELDS)
     if unknown:
         raise InvalidInput(_("unknown field: %(field)s", field=unknown[0]), unknown[0])
@@ -62,16 +90,43 @@ def publish(data: Mapping[str, Any], settings: Settings) -> PublishedReport:
         )
     perpetrator = parse.choice(data.get("perpetrator"), "perpetrator", PERPETRATORS, default="unknown")
     details = parse.text(data.get("details"), "details", settings.details_max_length)
-    if not on_device:
-        lat, lon = fuzz_point(lat, lon, policy.epsilon(settings.level), settings.rng)
-    lat, lon = settings.area.clamp(lat, lon)
-    return PublishedReport(
+    return CheckedReport(
         category=category,
         perpetrator=perpetrator,
         lat=lat,
         lon=lon,
+        fuzzed_on_device=on_device,
         bucket_start=floor_to_bucket(min(occurred, now), policy.bucket_s),
         details=details if settings.store_details else None,
+    )
+
+
+def place(session: Session, report: CheckedReport, settings: Settings) -> PublishedReport:
+    """Return what may be stored of a checked report: its published point, never the true one.
+
+    A point fuzzed on the device is only moved inside the service area if the noise took it out.
+    An exact point is published at the first point the server drew earlier for the category
+    within the reuse distance theta, or else at a fresh draw of the planar Laplace noise
+    (moved inside the area, rounded): see :mod:`mapsvc.core.reuse`. The noise is drawn either
+    way, so that both take the same time. The caller holds the category's intake lock.
+    """
+    policy = settings.policies[report.category]
+    if report.fuzzed_on_device:
+        (lat, lon), origin = settings.area.clamp(report.lat, report.lon), Origin.DEVICE
+    else:
+        theta = policy.reuse_distance_m(settings.level)
+        drawn = drawn_points_near(session, report.category, report.lat, report.lon, theta)
+        fresh = settings.area.clamp(*fuzz_point(report.lat, report.lon, policy.epsilon(settings.level), settings.rng))
+        reused = first_within(report.lat, report.lon, drawn, theta)
+        (lat, lon), origin = (fresh, Origin.DRAWN) if reused is None else (reused, Origin.REUSED)
+    return PublishedReport(
+        category=report.category,
+        perpetrator=report.perpetrator,
+        lat=lat,
+        lon=lon,
+        bucket_start=report.bucket_start,
+        details=report.details,
+        origin=origin,
     )
 
 
@@ -89,11 +144,34 @@ def standing(policy: CategoryPolicy) -> Standing:
 def submit(data: Mapping[str, Any], settings: Settings, store: Store) -> tuple[PublishedReport, Receipt]:
     """Check, fuzz and store a report in one write transaction.
 
-    The receipt is the same whether the report was published or held for a burst: telling a
-    flooder when the hold starts would tell them when to move to another address.
+    What a reporter is shown of the receipt (its id and withdrawal code) is the same whether the
+    report was published or held for a burst, merged or not: telling a flooder when the hold
+    starts would tell them when to move to another address, and a merge depends on events the
+    reporter may not see.
     """
-    report = publish(data, settings)
-    policy = settings.policies[report.category]
+    checked = check(data, settings)
     with store.writing() as session:
-        receipt = record_report(session, report, policy, settings.level, settings.heat_resolution, standing(policy))
+        return store_checked(session, checked, settings, standing(settings.policies[checked.category]))
+
+
+def store_checked(
+    session: Session,
+    checked: CheckedReport,
+    settings: Settings,
+    standing: Standing = PUBLISHED_AT_ONCE,
+    *,
+    category_locked: bool = False,
+) -> tuple[PublishedReport, Receipt]:
+    """Place a checked report and store it (intake, imports, the demo).
+
+    ``category_locked``: the caller already excludes other writers of events (an import's
+    table lock); else the category's intake lock is taken here.
+    """
+    if not category_locked:
+        lock_category(session, checked.category)
+    report = place(session, checked, settings)
+    policy = settings.policies[checked.category]
+    receipt = record_report(
+        session, report, policy, settings.level, settings.heat_resolution, standing, category_locked=True
+    )
     return report, receipt

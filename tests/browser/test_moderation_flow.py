@@ -21,9 +21,9 @@ def moderated(tmp_path) -> Iterator[tuple[Service, dict[str, str]]]:
     app = served_app(tmp_path, 11, CATEGORY_OVERRIDES={"raid": {"premoderation": True}})
     client = app.test_client()
     events = {
-        "kept": post_device(client, HOME).get_json()["event"]["id"],
-        "false": post_device(client, NEAR).get_json()["event"]["id"],
-        "raid": post_device(client, HOME, "raid").get_json()["event"]["id"],
+        "kept": post_device(client, HOME).event_id,
+        "false": post_device(client, NEAR).event_id,
+        "raid": post_device(client, HOME, "raid").event_id,
     }
     make_account(app, Role.MODERATOR, "mod-phone")
     with Service(app) as running:
