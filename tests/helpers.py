@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 import re
 from datetime import UTC, datetime, timedelta
@@ -9,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import h3
+import numpy as np
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
@@ -40,6 +42,25 @@ def build_app(directory: Path, databases: SqliteDatabases | PostgisDatabases, se
             **config,
         }
     )
+
+
+#: A service area wide enough for places far apart (used with :func:`far_apart_places`).
+WIDE_AREA = [70.0, 38.5, 78.0, 44.0]
+
+#: Far-apart places lie on a grid this far apart (metres): no place's draws come near another's
+#: (the noise exceeds 5 km with probability below 1e-8 at r = 300 m, 1e-5 at r = 500 m).
+PLACE_SPACING_M = 12_000
+
+
+def far_apart_places(count: int, rng: np.random.Generator) -> np.ndarray:
+    """Return ``count`` true places (lat, lon) in :data:`WIDE_AREA`, each alone within its spacing."""
+    side = math.ceil(math.sqrt(count))
+    rows, cols = np.divmod(np.arange(count), side)
+    if rows.max() * PLACE_SPACING_M / 111_000 > 4.5:
+        raise ValueError("too many places for the wide area")
+    lat = 39.0 + rows * PLACE_SPACING_M / 111_000 + rng.uniform(0, 0.01, count)
+    lon = 70.5 + cols * PLACE_SPACING_M / (111_000 * math.cos(math.radians(43.5))) + rng.uniform(0, 0.01, count)
+    return np.column_stack([lat, lon])
 
 
 def iso(moment: datetime) -> str:

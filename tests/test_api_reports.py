@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -22,6 +23,7 @@ from tests.helpers import (
     layer_ids,
     post_device,
     reported_event,
+    sibling_cells,
     stored_counts,
     stored_events,
 )
@@ -365,3 +367,32 @@ def test_remaining_report_of_a_merged_event_can_still_withdraw_it(app, client):
     assert response.status_code == 204
     assert stored_counts(app) == (0, 0)
     assert stored_events(app) == []
+
+
+def _shape(response) -> tuple[Any, ...]:
+    """Return everything of an answer but the values of its fresh id, code and CSP nonce."""
+    body = response.get_json()
+    return (
+        response.status_code,
+        sorted(body),
+        [len(body[k]) for k in sorted(body)],
+        sorted((k, re.sub(r"'nonce-[^']+'", "'nonce'", v)) for k, v in response.headers.items() if k != "Date"),
+    )
+
+
+def test_the_answer_is_the_same_whether_the_report_merged_or_not(app, client):
+    point = cell_centre(HOME_CELL)
+    first = post_device(client, point)
+    merged = post_device(client, point)
+    elsewhere = post_device(client, cell_centre(sibling_cells(HOME_CELL, 1)[0]), category="patrol")
+    assert merged.event_id == first.event_id != elsewhere.event_id  # the three cases did happen
+
+    assert _shape(first) == _shape(merged) == _shape(elsewhere)
+
+
+def test_the_answer_is_the_same_whether_a_point_was_reused_or_drawn(app, client, report):
+    answers = [report(occurred_at=iso(NOW - timedelta(hours=k))) for k in range(3)]
+    points = [reported_event(app, r) for r in answers]
+    assert len({(e.lat, e.lon) for e in points}) < len(points)  # some reused an earlier draw
+
+    assert len({str(_shape(r)) for r in answers}) == 1

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import random
 from collections import defaultdict
 from dataclasses import dataclass
@@ -18,7 +17,7 @@ from mapsvc.settings import settings
 from mapsvc.store import get_store
 from mapsvc.web.reporting import check, store_checked, submit
 from tests.conftest import BISHKEK, NOW
-from tests.helpers import HOME_CELL, build_app, cell_centre, stored_counts, stored_events
+from tests.helpers import HOME_CELL, WIDE_AREA, build_app, cell_centre, far_apart_places, stored_counts, stored_events
 
 #: Reports of one place in one bucket, as a bot or an importer might send them.
 REPEATS = 200
@@ -158,26 +157,11 @@ class Published:
     theta: float
 
 
-#: The test places lie on a grid this far apart (metres), so that no place's draws come
-#: near another's (the noise exceeds 5 km with probability below 1e-8 at r = 300 m), in a
-#: service area made wide enough to hold them all.
-SPACING_M = 12_000
-WIDE_AREA = [70.0, 38.5, 78.0, 44.0]
-
-
-def _true_places(rng: np.random.Generator) -> np.ndarray:
-    side = math.ceil(math.sqrt(PLACES))
-    rows, cols = np.divmod(np.arange(PLACES), side)
-    lat = 39.0 + rows * SPACING_M / 111_000 + rng.uniform(0, 0.01, PLACES)
-    lon = 70.5 + cols * SPACING_M / (111_000 * math.cos(math.radians(43.0))) + rng.uniform(0, 0.01, PLACES)
-    return np.column_stack([lat, lon])
-
-
 @pytest.fixture(scope="module")
 def published(tmp_path_factory: pytest.TempPathFactory, migrated_template: Path) -> Published:
     """Report each true place REPORTS_PER_PLACE times, each place in its own hour bucket."""
     app = build_app(tmp_path_factory.mktemp("merging"), migrated_template, seed=649, SERVICE_AREA=WIDE_AREA)
-    truths = _true_places(np.random.default_rng(2008))
+    truths = far_apart_places(PLACES, np.random.default_rng(2008))
     first, last = np.empty_like(truths), np.empty_like(truths)
     with app.app_context():
         s, store = settings(), get_store()
