@@ -42,8 +42,7 @@ from mapsvc import create_app
 from mapsvc.demo import generate
 from mapsvc.settings import settings
 from mapsvc.store.db import Store
-from mapsvc.store.events import record_report
-from mapsvc.web.reporting import publish
+from mapsvc.web.reporting import check, store_checked
 
 NOW = datetime(2026, 6, 15, 22, 30, tzinfo=UTC)
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -134,10 +133,10 @@ def build(stores: Stores, size: int, seed: int) -> float:
         reports = iter(sorted(made, key=lambda r: r.occurred_at))
         done = 0
         while done < size:
-            batch = [publish(next(reports).as_submission(), s) for _ in range(min(BATCH, size - done))]
+            batch = [check(next(reports).as_submission(), s) for _ in range(min(BATCH, size - done))]
             with store.writing() as session:
-                for report in batch:
-                    record_report(session, report, s.policies[report.category], s.level, s.heat_resolution)
+                for checked in batch:
+                    store_checked(session, checked, s)
             done += len(batch)
             print(f"\r  building {size:,}: {done:,}", end="", file=sys.stderr, flush=True)
     print(file=sys.stderr)

@@ -26,6 +26,9 @@ DEFAULTS: dict[str, Any] = {
     "DETAILS_MAX_LENGTH": 1000,
     "CLOCK_SKEW_S": 300,
     "MAX_REPORT_AGE_DAYS": 365,
+    # The answer to a stored report leaves no sooner than this many milliseconds after the request
+    # came, so its timing does not tell whether the report met an event the reporter cannot see.
+    "INTAKE_ANSWER_MS": 200,
     "RETENTION_DAYS": 730,
     "LAYER_LIMIT_DEFAULT": 1000,
     "LAYER_LIMIT_MAX": 10000,

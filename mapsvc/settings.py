@@ -38,6 +38,7 @@ class Settings:
     retention: timedelta
     layer_limit_default: int
     layer_limit_max: int
+    intake_answer_s: float
     clock: Callable[[], datetime]
     rng: UniformSource
 
@@ -65,6 +66,9 @@ def from_config(config: dict) -> Settings:  # type: ignore[type-arg]
         raise ValueError("PRIVACY_LEVEL must be a positive number")
     if not 0 < threshold < 1:
         raise ValueError("VISIBILITY_THRESHOLD must lie between 0 and 1")
+    intake_answer_ms = float(config["INTAKE_ANSWER_MS"])
+    if not 0 <= intake_answer_ms <= 10_000:
+        raise ValueError("INTAKE_ANSWER_MS must lie between 0 and 10000")
     resolution = int(config["HEAT_RESOLUTION"] or DEFAULT_ATOM_RESOLUTION)
     if not 4 <= resolution <= 10:
         raise ValueError("HEAT_RESOLUTION must lie between 4 and 10")
@@ -82,6 +86,7 @@ def from_config(config: dict) -> Settings:  # type: ignore[type-arg]
         retention=timedelta(days=int(config["RETENTION_DAYS"])),
         layer_limit_default=int(config["LAYER_LIMIT_DEFAULT"]),
         layer_limit_max=int(config["LAYER_LIMIT_MAX"]),
+        intake_answer_s=intake_answer_ms / 1000,
         clock=config["CLOCK"] or utc_now,
         rng=config["FUZZ_RNG"] or system_random(),
     )

@@ -39,6 +39,7 @@ def build_app(directory: Path, databases: SqliteDatabases | PostgisDatabases, se
             "FUZZ_RNG": random.Random(seed),
             "ARGON2_PROFILE": "CHEAPEST",
             "RATELIMIT_ENABLED": False,
+            "INTAKE_ANSWER_MS": 0,
             **config,
         }
     )

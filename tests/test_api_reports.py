@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -396,3 +397,34 @@ def test_the_answer_is_the_same_whether_a_point_was_reused_or_drawn(app, client,
     assert len({(e.lat, e.lon) for e in points}) < len(points)  # some reused an earlier draw
 
     assert len({str(_shape(r)) for r in answers}) == 1
+
+
+@pytest.fixture
+def answer_after_150_ms(app_config):
+    app_config["INTAKE_ANSWER_MS"] = 150
+
+
+def _timed(send) -> tuple[Any, float]:
+    started = time.monotonic()
+    response = send()
+    return response, time.monotonic() - started
+
+
+def test_a_stored_report_is_answered_no_sooner_than_the_fixed_moment(answer_after_150_ms, client):
+    point = cell_centre(HOME_CELL)
+    answers = [_timed(lambda: post_device(client, point)) for _ in range(2)]  # new, then merged
+    answers.append(
+        _timed(lambda: client.post("/api/reports", json={"category": "raid", "lat": point[0], "lon": point[1]}))
+    )
+    form = {"category": "patrol", "lat": str(point[0]), "lon": str(point[1])}
+    answers.append(_timed(lambda: client.post("/report", data=form)))
+
+    assert [r.status_code for r, _ in answers] == [201] * 4
+    assert all(elapsed >= 0.150 for _, elapsed in answers), [elapsed for _, elapsed in answers]
+
+
+def test_a_refused_report_is_answered_at_once(answer_after_150_ms, client):
+    response, elapsed = _timed(lambda: client.post("/api/reports", json={"category": "party", "lat": 1, "lon": 2}))
+
+    assert response.status_code == 422
+    assert elapsed < 0.150  # its checks read nothing stored: nothing to hide
