@@ -102,18 +102,9 @@ def create_report() -> Response:
     data = request.get_json(silent=True)
     if not isinstance(data, dict):
         raise InvalidInput(_("the body must be a JSON object"), status=400)
-    report, receipt = submit(data, settings(), get_store())
-    body = {
-        "id": receipt.report_id,
-        "withdrawal_code": receipt.withdrawal_code,
-        "event": {
-            "id": receipt.event_id,
-            "merged": receipt.merged,
-            "category": report.category,
-            "bucket_start": iso(report.bucket_start),
-        },
-        "details_stored": report.details is not None,
-    }
+    receipt = submit(data, settings(), get_store())[1]
+    # Only what withdrawing needs: nothing about the event, the merge or the stored text.
+    body = {"id": receipt.report_id, "withdrawal_code": receipt.withdrawal_code}
     response = json_response(body, 201)
     response.headers["Cache-Control"] = "no-store"
     return response
