@@ -128,6 +128,7 @@ def test_the_phone_keeps_no_true_place_and_no_precise_time(page, service, watche
     page.route("**/api/reports", lambda route: route.abort())  # the connection drops
     shown["detention"] = report(page, "detention", hours="8")[0]
     assert "saved on this phone" in page.inner_text("[data-message=done]")
+    assert page.is_hidden("[data-withdraw]")  # nothing to withdraw yet
     shot(page, "10-report-kept-on-phone")
     kept = page.evaluate(DUMP)
     local, text = kept["local"], json.dumps(kept)
