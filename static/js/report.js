@@ -192,11 +192,13 @@
     });
   }
 
-  /** A kept day ("YYYY-MM-DD") in the page's language, as a date without a time. */
+  /** A kept day ("YYYY-MM-DD") as the page says it: today, yesterday or n days ago. */
   function dayText(day) {
-    var parts = String(day || "").split("-").map(Number);
+    var parts = String(day || "").split("-").map(Number), now = M.serverNow();
     if (parts.length !== 3 || !parts[0]) return "";
-    return new Date(parts[0], parts[1] - 1, parts[2]).toLocaleDateString(cfg.lang, { day: "numeric", month: "long" });
+    var today = new Date(now.getFullYear(), now.getMonth(), now.getDate());
+    var days = Math.round((today - new Date(parts[0], parts[1] - 1, parts[2])) / 86400000);
+    return days < 1 ? S("today") : days === 1 ? S("yesterday") : S("days_ago", { n: days });
   }
 
   function listMine() {

@@ -157,6 +157,13 @@ def test_the_phone_keeps_no_true_place_and_no_precise_time(page, service, watche
     assert not re.search(r"\d{10,}", text)  # no millisecond or second timestamps
     receipts = json.loads(local["mapsvc.mine"])
     assert receipts[0]["id"] == "r-old" and len(receipts) == 4  # the old receipt, and three new ones
+    # The person still sees which reports they can withdraw, by day.
+    page.click("[data-cancel]")
+    page.click("#options summary")
+    listed = page.locator("#my-reports-list li").all_inner_texts()
+    assert [item.removesuffix(" Withdraw").strip() for item in listed[1:]] == ["Raid, today"] * 2 + [
+        "Checkpoint, today"
+    ]
     assert all(
         set(r) <= {"id", "code", "category", "day"} and re.fullmatch(r"\d{4}-\d\d-\d\d", r["day"]) for r in receipts
     )
