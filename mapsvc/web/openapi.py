@@ -71,22 +71,12 @@ def _schemas(settings: Settings) -> dict[str, Any]:
         },
         "ReportCreated": {
             "type": "object",
-            "required": ["id", "withdrawal_code", "event", "details_stored"],
+            "required": ["id", "withdrawal_code"],
             "properties": {
                 "id": {"type": "string"},
                 "withdrawal_code": {"type": "string", "description": "shown once; needed to withdraw"},
-                "details_stored": {"type": "boolean"},
-                "event": {
-                    "type": "object",
-                    "required": ["id", "merged", "category", "bucket_start"],
-                    "properties": {
-                        "id": {"type": "string"},
-                        "merged": {"type": "boolean"},
-                        "category": {"enum": categories},
-                        "bucket_start": _TIMESTAMP,
-                    },
-                },
             },
+            "additionalProperties": False,
         },
         "Categories": {
             "type": "object",
