@@ -47,6 +47,9 @@ DEFAULTS: dict[str, Any] = {
     "TILE_USER_AGENT": "mapsvc/0.1 (community safety map; tile proxy with on-disk cache)",
     # Where the quick-exit button and the Escape key send the phone (replacing this page).
     "QUICK_EXIT_URL": "https://www.google.com/",
+    # Whether the quick exit first wipes what this phone keeps for mapsvc (receipts, the offline
+    # queue, the published points reused for repeated places) and the tab's sessionStorage.
+    "QUICK_EXIT_WIPES": True,
     # How often an open map fetches its layers again, in seconds.
     "MAP_REFRESH_S": 60,
     # How many events (the heaviest first) the map asks for per refresh: sized for 2G; the

@@ -72,6 +72,9 @@ def from_config(config: dict) -> Settings:  # type: ignore[type-arg]
     resolution = int(config["HEAT_RESOLUTION"] or DEFAULT_ATOM_RESOLUTION)
     if not 4 <= resolution <= 10:
         raise ValueError("HEAT_RESOLUTION must lie between 4 and 10")
+    if not isinstance(config["QUICK_EXIT_WIPES"], bool):
+        # "False" or "no" would otherwise be a true string, and a typo would go unnoticed.
+        raise ValueError("QUICK_EXIT_WIPES must be true or false")
     return Settings(
         policies=build_policies(config["CATEGORY_OVERRIDES"]),
         area=ServiceArea.from_config(config["SERVICE_AREA"]),

@@ -94,6 +94,8 @@ JS_STRINGS = {
     "kilometres": _l("{n} km"),
     "hours_ago": _l("{n} h ago"),
     "days_ago": _l("{n} days ago"),
+    "today": _l("today"),
+    "yesterday": _l("yesterday"),
     "just_now": _l("within the hour"),
     "event_label": _l("{category}, reported {time}, seen by {n}"),
     "trust_unverified": _l("Not verified yet"),

@@ -5,13 +5,9 @@
   "use strict";
   var E = Math.E;
   var EARTH_RADIUS_M = 6371008.8;
-  var STICKY_KEY = "mapsvc.sticky";
-  var STICKY_DAYS = 30;
-  // A ~66 m grid cell, standing in for H3 resolution 10 (average edge about 66 m): h3-js weighs
-  // hundreds of KB, too much for 2G. Rows are 66 m of latitude; columns are 66 m of longitude
-  // at the row's middle latitude. The key is stable for a place, which is all stickiness needs.
-  var CELL_M = 66;
-  var M_PER_DEG = 111320;
+  // The fuzzed points this phone has published, per category: {"raid": [{lat, lon}, ...]}.
+  var PUBLISHED_KEY = "mapsvc.published";
+  var PUBLISHED_CAP = 200;
 
   /** Lambert W, branch -1, for x in [-1/e, 0): Halley iteration from a series or asymptotic guess. */
   function lambertWm1(x) {
@@ -76,38 +72,43 @@
 
   function round4(v) { return Math.round(v * 1e4) / 1e4; }
 
-  function cellKey(lat, lon) {
-    var row = Math.floor((lat * M_PER_DEG) / CELL_M);
-    var mid = (((row + 0.5) * CELL_M) / M_PER_DEG) * (Math.PI / 180);
-    var col = Math.floor((lon * M_PER_DEG * Math.cos(mid)) / CELL_M);
-    return row + ":" + col;
+  function readPublished() {
+    try {
+      var kept = JSON.parse(root.localStorage.getItem(PUBLISHED_KEY) || "{}");
+      return kept && typeof kept === "object" && !Array.isArray(kept) ? kept : {};
+    } catch (e) { return {}; }
   }
 
-  function readSticky(now) {
-    var kept = {};
-    try { kept = JSON.parse(root.localStorage.getItem(STICKY_KEY) || "{}"); } catch (e) { kept = {}; }
-    var fresh = {};
-    Object.keys(kept).forEach(function (k) {
-      if (now - kept[k].t < STICKY_DAYS * 86400000) fresh[k] = kept[k];
-    });
-    return fresh;
-  }
-
-  /** The fuzzed, rounded point for a true point: reused for 30 days from the same ~66 m cell. */
-  function fuzzSticky(lat, lon, epsilon) {
-    var now = Date.now(), kept = readSticky(now);
-    var key = cellKey(lat, lon) + "|" + epsilon.toPrecision(6);
-    if (!kept[key]) {
-      var move = drawDisplacement(epsilon), to = destination(lat, lon, move.bearing, move.distance);
-      kept[key] = { lat: round4(to.lat), lon: round4(to.lon), t: now };
+  /** The point to publish for a true point (privacy.md section 7, the predictive mechanism).
+   *
+   * If a point this phone already published for the category lies within the category's reuse
+   * distance theta of the true point, that point is published again: the first such point in the
+   * list (the oldest), not the nearest, since the nearest would tell which of them the true point
+   * is closest to. Otherwise fresh planar Laplace noise is drawn and the new point joins the list.
+   * The list holds only fuzzed, rounded points per category: no true place, no cell, no time, and
+   * no expiry by time (fresh draws would then average back towards the truth). It keeps at most
+   * PUBLISHED_CAP points a category, dropping the oldest. A point is kept as soon as it is drawn,
+   * so cancelling and starting again cannot draw until the point looks "better".
+   */
+  function publishedPoint(lat, lon, category, policy) {
+    var epsilon = policy.epsilon_per_m, theta = policy.reuse_distance_m || 4 / epsilon;
+    var kept = readPublished(), mine = Array.isArray(kept[category]) ? kept[category] : [];
+    for (var i = 0; i < mine.length; i++) {
+      if (distanceM(lat, lon, mine[i].lat, mine[i].lon) <= theta) return { lat: mine[i].lat, lon: mine[i].lon };
     }
-    try { root.localStorage.setItem(STICKY_KEY, JSON.stringify(kept)); } catch (e) { /* private mode */ }
-    return { lat: kept[key].lat, lon: kept[key].lon };
+    var move = drawDisplacement(epsilon), to = destination(lat, lon, move.bearing, move.distance);
+    var point = { lat: round4(to.lat), lon: round4(to.lon) };
+    kept[category] = mine.concat([point]).slice(-PUBLISHED_CAP);
+    try { root.localStorage.setItem(PUBLISHED_KEY, JSON.stringify(kept)); } catch (e) { /* private mode */ }
+    return { lat: point.lat, lon: point.lon };
   }
+
+  // Earlier versions kept the true point's ~66 m grid cell with a time: such a key is deleted.
+  try { root.localStorage.removeItem("mapsvc.sticky"); } catch (e) { /* private mode */ }
 
   root.mapsvcFuzz = {
     lambertWm1: lambertWm1, inverseRadialCdf: inverseRadialCdf, uniform: uniform,
     drawDisplacement: drawDisplacement, destination: destination, distanceM: distanceM,
-    cellKey: cellKey, fuzzSticky: fuzzSticky, round4: round4, STICKY_KEY: STICKY_KEY
+    round4: round4, publishedPoint: publishedPoint, PUBLISHED_KEY: PUBLISHED_KEY, PUBLISHED_CAP: PUBLISHED_CAP
   };
 })(window);

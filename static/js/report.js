@@ -1,5 +1,7 @@
 /* mapsvc: the 30-second report. The point is fuzzed on this phone before it is sent; only the
- * fuzzed point is ever sent or kept (also in the offline queue). Receipts stay on this phone. */
+ * fuzzed point is ever sent or kept (also in the offline queue). What this phone keeps carries no
+ * precise time: receipts keep the day only, and report times are floored to the category's time
+ * bucket (the server floors them to the same bucket anyway). */
 (function () {
   "use strict";
   var M = window.mapsvcMap, F = window.mapsvcFuzz, S = M.S, cfg = M.cfg, map = M.map;
@@ -10,6 +12,28 @@
 
   function load(key) { try { return JSON.parse(localStorage.getItem(key) || "[]"); } catch (e) { return []; } }
   function save(key, list) { try { localStorage.setItem(key, JSON.stringify(list)); } catch (e) { /* full or private */ } }
+  /** A time in milliseconds floored to a multiple of bucketS seconds (UTC), as the server stores it. */
+  function floorToBucket(ms, bucketS) { var b = (bucketS || 86400) * 1000; return Math.floor(ms / b) * b; }
+  function pad(n) { return (n < 10 ? "0" : "") + n; }
+  /** The phone's calendar day of a time, "YYYY-MM-DD": all a receipt keeps of when. */
+  function dayOf(ms) { var d = new Date(ms); return d.getFullYear() + "-" + pad(d.getMonth() + 1) + "-" + pad(d.getDate()); }
+
+  /** Rewrite what earlier versions kept with precise times: receipts keep the day, the queue the bucket. */
+  function migrate() {
+    var mine = load(MINE), receipts = mine.map(function (m) {
+      var day = m.day || (Date.parse(m.at) ? dayOf(Date.parse(m.at)) : undefined);
+      return { id: m.id, code: m.code, category: m.category, day: day };
+    });
+    if (JSON.stringify(receipts) !== JSON.stringify(mine)) save(MINE, receipts);
+    var queue = load(QUEUE), floored = queue.map(function (r) {
+      var at = Date.parse(r.occurred_at);
+      if (!at) return r;
+      var bucketS = (M.policies[r.category] || {}).bucket_s;
+      return Object.assign({}, r, { occurred_at: M.iso(new Date(floorToBucket(at, bucketS))) });
+    });
+    if (JSON.stringify(floored) !== JSON.stringify(queue)) save(QUEUE, floored);
+  }
+
   function $(sel) { return sheet.querySelector(sel); }
   function message(name, text) { $("[data-message=" + name + "]").textContent = text; }
 
@@ -75,7 +99,7 @@
 
   /** Fuzz on the device and show the circle around the fuzzed point (never around the truth). */
   function preview() {
-    var p = policy(), fuzzed = F.fuzzSticky(state.lat, state.lon, p.epsilon_per_m);
+    var p = policy(), fuzzed = F.publishedPoint(state.lat, state.lon, state.category, p);
     state.lat = state.lon = undefined; // forget the true point
     state.fuzzed = fuzzed;
     var radius = F.inverseRadialCdf(0.9, p.epsilon_per_m);
@@ -94,7 +118,8 @@
     b.perpetrator = document.getElementById("flow-perpetrator").value;
     var details = document.getElementById("flow-details").value.trim();
     if (details) b.details = details;
-    b.occurred_at = M.iso(new Date(M.serverNow().getTime() - state.hours * 3600000));
+    // Floored here already, so that neither the request nor the offline queue holds a precise time.
+    b.occurred_at = M.iso(new Date(floorToBucket(M.serverNow().getTime() - state.hours * 3600000, policy().bucket_s)));
     return b;
   }
 
@@ -107,7 +132,7 @@
       return r.json().then(function (answer) {
         if (!r.ok) throw new Error(answer.error || String(r.status));
         var mine = load(MINE);
-        mine.push({ id: answer.id, code: answer.withdrawal_code, category: report.category, at: report.occurred_at });
+        mine.push({ id: answer.id, code: answer.withdrawal_code, category: report.category, day: dayOf(Date.parse(report.occurred_at)) });
         save(MINE, mine);
         listMine();
         return answer;
@@ -125,7 +150,7 @@
       var policy = cfg.policy.categories.filter(function (c) { return c.name === report.category; })[0];
       message("done", S(policy && policy.premoderation ? "sent_moderated" : "sent"));
       message("code", S("code", { code: answer.withdrawal_code }));
-      state.receipt = answer;
+      state.receipt = { id: answer.id, withdrawal_code: answer.withdrawal_code };
       $("[data-withdraw]").hidden = false;
       M.refresh();
     }, function (error) {
@@ -167,13 +192,22 @@
     });
   }
 
+  /** A kept day ("YYYY-MM-DD") as the page says it: today, yesterday or n days ago. */
+  function dayText(day) {
+    var parts = String(day || "").split("-").map(Number), now = M.serverNow();
+    if (parts.length !== 3 || !parts[0]) return "";
+    var today = new Date(now.getFullYear(), now.getMonth(), now.getDate());
+    var days = Math.round((today - new Date(parts[0], parts[1] - 1, parts[2])) / 86400000);
+    return days < 1 ? S("today") : days === 1 ? S("yesterday") : S("days_ago", { n: days });
+  }
+
   function listMine() {
     var mine = load(MINE), list = document.getElementById("my-reports-list");
     document.getElementById("my-reports").hidden = !mine.length;
     list.textContent = "";
     mine.forEach(function (m) {
       var li = document.createElement("li"), button = document.createElement("button");
-      li.textContent = S("my_report", { category: (M.policies[m.category] || {}).label || m.category, time: M.ago(m.at) }) + " ";
+      li.textContent = S("my_report", { category: (M.policies[m.category] || {}).label || m.category, time: dayText(m.day) }) + " ";
       button.type = "button";
       button.className = "link";
       button.textContent = S("withdraw");
@@ -205,10 +239,11 @@
   });
   document.getElementById("report-open").addEventListener("click", open);
   document.getElementById("forget").addEventListener("click", function () {
-    [MINE, F.STICKY_KEY].forEach(function (k) { localStorage.removeItem(k); });
+    [MINE, F.PUBLISHED_KEY].forEach(function (k) { localStorage.removeItem(k); });
     listMine();
   });
   window.addEventListener("online", flushQueue);
+  migrate();
   listMine();
   flushQueue();
 })();

@@ -6,8 +6,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from flask import Flask
+from sqlalchemy import select
 
 from mapsvc.core.roles import Role
+from mapsvc.store.models import Event
 from tests.browser.conftest import Service, served_app, shot
 from tests.helpers import HOME_CELL, PASSWORD, cell_centre, make_account, post_device, sibling_cells
 
@@ -15,15 +18,24 @@ HOME = cell_centre(HOME_CELL)
 NEAR = cell_centre(sibling_cells(HOME_CELL, 3)[2])
 
 
+def event_at(app: Flask, point: tuple[float, float], category: str) -> str:
+    """Return the public id of the event at a device-fuzzed point (a report's answer names only the report)."""
+    with app.extensions["mapsvc.store"].reader() as session:
+        found = select(Event.public_id).where(Event.category == category, Event.lat == point[0], Event.lon == point[1])
+        return str(session.scalars(found).one())
+
+
 @pytest.fixture
 def moderated(tmp_path) -> Iterator[tuple[Service, dict[str, str]]]:
     """Serve a store with two published checkpoints and one raid waiting (raids are pre-moderated)."""
     app = served_app(tmp_path, 11, CATEGORY_OVERRIDES={"raid": {"premoderation": True}})
     client = app.test_client()
+    for point, category in ((HOME, "checkpoint"), (NEAR, "checkpoint"), (HOME, "raid")):
+        post_device(client, point, category)
     events = {
-        "kept": post_device(client, HOME).event_id,
-        "false": post_device(client, NEAR).event_id,
-        "raid": post_device(client, HOME, "raid").event_id,
+        "kept": event_at(app, HOME, "checkpoint"),
+        "false": event_at(app, NEAR, "checkpoint"),
+        "raid": event_at(app, HOME, "raid"),
     }
     make_account(app, Role.MODERATOR, "mod-phone")
     with Service(app) as running:

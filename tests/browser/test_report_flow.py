@@ -73,8 +73,8 @@ def test_a_report_made_by_tapping_the_map_is_fuzzed_on_the_phone(page, service, 
     assert any(r.method == "DELETE" for r in watched["requests"])
 
 
-#: A fixed but ever-changing word sequence: every draw differs from the last (so only
-#: stickiness can make two reports share a point), and the run is the same on every machine.
+#: A fixed but ever-changing word sequence: every draw differs from the last (so only reuse of a
+#: published point can make two reports share a point), and the run is the same on every machine.
 STEPPING = """
   let word = 0x6a09e667;
   crypto.getRandomValues = (words) => {
@@ -100,11 +100,11 @@ def test_reports_from_the_same_place_reuse_the_fuzzed_point(page, service, watch
     first, second = posted_reports(watched)
     assert (first["lat"], first["lon"]) == (second["lat"], second["lon"])
     assert (first["lat"], first["lon"]) != (round(PHONE["latitude"], 4), round(PHONE["longitude"], 4))
-    # The phone keeps the draw it sent, never the true point. (Compare whole points: one fuzzed
-    # coordinate may well round to the true one's four decimals when the draw moved the point
-    # mostly along the other axis.)
-    stored = json.loads(page.evaluate("() => localStorage.getItem('mapsvc.sticky')"))
-    assert [(kept["lat"], kept["lon"]) for kept in stored.values()] == [(first["lat"], first["lon"])]
+    # The phone keeps the point it published, per category, never the true point. (Compare whole
+    # points: one fuzzed coordinate may well round to the true one's four decimals when the draw
+    # moved the point mostly along the other axis.)
+    stored = json.loads(page.evaluate("() => localStorage.getItem('mapsvc.published')"))
+    assert stored == {"raid": [{"lat": first["lat"], "lon": first["lon"]}]}
 
 
 def test_a_report_made_offline_is_kept_and_sent_later(page, context, service, watched):
@@ -124,7 +124,8 @@ def test_a_report_made_offline_is_kept_and_sent_later(page, context, service, wa
     context.set_offline(False)
     page.wait_for_function("() => JSON.parse(localStorage.getItem('mapsvc.queue') || '[]').length === 0")
     [sent] = posted_reports(watched)
-    assert sent["fuzzed_on_device"] is True and sent["occurred_at"].endswith("Z")
+    # Three hours ago, floored to the patrol's hour as the server would: no precise time is sent.
+    assert sent["fuzzed_on_device"] is True and sent["occurred_at"].endswith(":00:00Z")
     [post] = [r for r in watched["requests"] if r.method == "POST" and r.url.endswith("/api/reports")]
     assert post.response().status == 201, post.response().text()  # accepted, not dropped as refused
     assert page.inner_text("#map-status") == "Your saved report was sent."
