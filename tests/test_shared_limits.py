@@ -11,14 +11,13 @@ import hashlib
 import hmac
 import math
 import os
-import time
-from datetime import UTC, datetime
 
 import pytest
 import redis
 
 from mapsvc import create_app
-from tests.conftest import BISHKEK
+from mapsvc.web import windows
+from tests.conftest import BISHKEK, NOW
 
 REDIS_URL = os.environ.get("MAPSVC_TEST_REDIS", "redis://127.0.0.1:6379/15")
 SECRET = "tests-shared-limit-key-secret-0123456789"
@@ -108,7 +107,7 @@ def test_redis_holds_one_number_per_source_and_clock_window(workers, worker_id):
     client = workers[0].test_client()
     for _ in range(6):
         _report(client)
-    now = time.time()
+    now = windows.time.time()  # the windows' clock (tests pin it; see conftest)
 
     server = redis.Redis.from_url(REDIS_URL)
     ours = _ours(server, worker_id)
@@ -128,7 +127,7 @@ def test_redis_holds_one_number_per_source_and_clock_window(workers, worker_id):
 def test_redis_holds_no_salt_or_secret(workers, worker_id):
     for app in workers:
         _report(app.test_client())
-    day = datetime.now(UTC).strftime("%Y-%m-%d")
+    day = NOW.strftime("%Y-%m-%d")  # the salt's day (tests pin it; see conftest)
     salt = hmac.new(SECRET.encode(), day.encode(), hashlib.sha256).digest()
 
     server = redis.Redis.from_url(REDIS_URL)
