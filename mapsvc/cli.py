@@ -130,14 +130,24 @@ def _store_batch(store: Store, batch: list[PublishedReport]) -> int:
     return merged
 
 
+#: Tables that prune and withdrawals delete from (reports go with their events).
+PRUNED_TABLES = ("events", "reports", "heat_steps")
+
+
 @click.command("prune")
 @with_appcontext
 def prune_command() -> None:
-    """Delete events that have faded from every view and passed the retention period."""
+    """Delete events that have faded from every view and passed the retention period.
+
+    Then leave nothing readable of them, or of reports withdrawn since the last prune, in the
+    database's files: SQLite empties its write-ahead log, PostgreSQL vacuums the tables.
+    """
     require_current_schema()
     s = settings()
-    with get_store().writing() as session:
+    store = get_store()
+    with store.writing() as session:
         deleted = prune(session, s.policies, s.now(), s.retention, s.threshold)
+    store.forget_deleted(PRUNED_TABLES)
     click.echo(f"{deleted} events pruned (retention {s.retention.days} days)")
 
 
