@@ -135,19 +135,24 @@ PRUNED_TABLES = ("events", "reports", "heat_steps")
 
 
 @click.command("prune")
+@click.option(
+    "--full",
+    is_flag=True,
+    help="Rewrite the tables (PostgreSQL: VACUUM FULL, which locks each table while it runs; SQLite: VACUUM).",
+)
 @with_appcontext
-def prune_command() -> None:
+def prune_command(full: bool) -> None:
     """Delete events that have faded from every view and passed the retention period.
 
-    Then leave nothing readable of them, or of reports withdrawn since the last prune, in the
-    database's files: SQLite empties its write-ahead log, PostgreSQL vacuums the tables.
+    Then vacuum what they, and reports withdrawn since the last prune, left in the database's
+    files: SQLite empties its write-ahead log, PostgreSQL runs VACUUM on the tables.
     """
     require_current_schema()
     s = settings()
     store = get_store()
     with store.writing() as session:
         deleted = prune(session, s.policies, s.now(), s.retention, s.threshold)
-    store.forget_deleted(PRUNED_TABLES)
+    store.forget_deleted(PRUNED_TABLES, full=full)
     click.echo(f"{deleted} events pruned (retention {s.retention.days} days)")
 
 

@@ -7,8 +7,9 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, make_url, text
+from sqlalchemy import bindparam, create_engine, make_url, text
 
+from mapsvc.cli import PRUNED_TABLES as PRUNED
 from tests.conftest import NOW
 
 #: A point as a phone sends it after fuzzing; it is stored rounded to 4 decimals.
@@ -100,3 +101,39 @@ def test_prune_vacuums_the_tables_it_deleted_from(client, app, clock, runner):
         ).all()
     engine.dispose()
     assert [tuple(r) for r in rows] == [("events", True, 0), ("heat_steps", True, 0), ("reports", True, 0)]
+
+
+def _files_of(app, tables: tuple[str, ...]) -> dict[str, int]:
+    engine = create_engine(app.config["DATABASE_URL"])
+    with engine.connect() as connection:
+        rows = connection.execute(
+            text("SELECT relname, relfilenode FROM pg_class WHERE relname IN :names").bindparams(
+                bindparam("names", expanding=True)
+            ),
+            {"names": list(tables)},
+        ).all()
+    engine.dispose()
+    return dict(rows)
+
+
+@pytest.mark.engines("postgis")
+def test_a_full_prune_writes_the_tables_anew(client, app, runner):
+    _withdraw(client, _report(client))
+    before = _files_of(app, PRUNED)
+
+    result = runner.invoke(args=["prune", "--full"])
+
+    assert result.exit_code == 0, result.output
+    after = _files_of(app, PRUNED)
+    assert set(before) == set(after) == set(PRUNED)
+    assert all(after[t] != before[t] for t in PRUNED)  # new files; the old ones, with the dead rows, are gone
+
+
+@pytest.mark.engines("sqlite")
+def test_a_full_prune_on_sqlite_leaves_nothing_either(client, app, runner):
+    _withdraw(client, _report(client))
+
+    result = runner.invoke(args=["prune", "--full"])
+
+    assert result.exit_code == 0, result.output
+    assert _traces(app) == []

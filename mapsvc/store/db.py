@@ -213,20 +213,30 @@ class Store:
             )
         return not busy
 
-    def forget_deleted(self, tables: Iterable[str]) -> None:
-        """Leave nothing readable of rows deleted from ``tables`` (after a prune).
+    def forget_deleted(self, tables: Iterable[str], full: bool = False) -> None:
+        """Leave nothing of rows deleted from ``tables`` where a reader of the database's files finds it.
 
-        SQLite: :meth:`checkpoint`. PostgreSQL: ``VACUUM`` each table, outside a transaction, so
-        that its dead rows and their index entries are removed and their space reused (the bytes
-        stay in the table's files until the space is written over; ``VACUUM FULL`` rewrites the
-        files, locking the table meanwhile; WAL archives and backups keep what they hold).
+        SQLite (``secure_delete`` zeroes them in their pages): :meth:`checkpoint`; ``full`` first
+        rebuilds the whole file with ``VACUUM``, which also clears what was deleted before
+        ``secure_delete`` was on. PostgreSQL: ``VACUUM`` each table, outside a transaction,
+        which removes dead rows and their index entries and lets their space be reused, but
+        leaves their bytes in the pages until written over (measured); ``full`` runs
+        ``VACUUM FULL``, which writes each table and its indexes to new files and drops the old
+        ones, holding an exclusive lock on the table meanwhile. Neither reaches the server's WAL
+        segments not yet recycled, WAL archives or backups.
         """
         if self.dialect == "sqlite":
+            if full:
+                raw = self.engine.raw_connection()
+                try:
+                    raw.cursor().execute("VACUUM")  # outside a transaction: the connection autocommits
+                finally:
+                    raw.close()
             self.checkpoint()
             return
         with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
             for table in tables:
-                connection.execute(text(f'VACUUM "{table}"'))
+                connection.execute(text(f'VACUUM {"FULL " if full else ""}"{table}"'))
 
     def dispose(self) -> None:
         """Close every pooled connection."""
