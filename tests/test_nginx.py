@@ -27,7 +27,7 @@ import pytest
 
 from mapsvc import PROJECT_ROOT
 from tests.conftest import BISHKEK
-from tests.servers import MAPSVC, free_port, serving
+from tests.servers import MAPSVC, free_port, keep_clear_of_the_hours_end, serving
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 SHIPPED = PROJECT_ROOT / "deploy" / "nginx" / "mapsvc.conf"
@@ -189,16 +189,6 @@ def invitation_code(database: str) -> str:
     found = re.search(r"code: (\S+)", done.stdout)
     assert done.returncode == 0 and found, done.stdout + done.stderr
     return found.group(1)
-
-
-def keep_clear_of_the_hours_end(margin_s: float = 20) -> None:
-    """Wait for the next hour if this one ends within ``margin_s``: the server's windows are the clock's.
-
-    The day's key changes at midnight UTC, which is an hour's end too.
-    """
-    left = 3600 - time.time() % 3600
-    if left < margin_s:
-        time.sleep(left + 0.5)
 
 
 REPORT = json.dumps({"category": "checkpoint", "lat": BISHKEK[0], "lon": BISHKEK[1], "fuzzed_on_device": True})

@@ -18,6 +18,7 @@ import redis
 from mapsvc import create_app
 from mapsvc.web import windows
 from tests.conftest import BISHKEK, NOW
+from tests.servers import keep_clear_of_the_hours_end, request, serving
 
 REDIS_URL = os.environ.get("MAPSVC_TEST_REDIS", "redis://127.0.0.1:6379/15")
 SECRET = "tests-shared-limit-key-secret-0123456789"
@@ -139,3 +140,32 @@ def test_redis_holds_no_salt_or_secret(workers, worker_id):
     assert ours  # the counts are there
     for secret in (SECRET.encode(), salt, salt.hex().encode()):
         assert secret not in stored
+
+
+@pytest.mark.engines("sqlite")
+def test_the_workers_of_one_server_share_the_secret_made_before_they_fork(migrated_template, tmp_path, worker_id):
+    """``mapsvc serve`` makes the app, and so the secret, before gunicorn forks: one count for all."""
+    url = migrated_template.fresh(tmp_path)
+    body = {"category": "checkpoint", "lat": BISHKEK[0], "lon": BISHKEK[1], "fuzzed_on_device": True}
+    limits = {"RATELIMIT_ENABLED": "true", "INTAKE_RATE_LIMIT": "3 per hour", "BURST_HOLD": '""'}
+    accepted = {}
+    for storage in ("memory://", REDIS_URL):
+        prefix = f"mapsvc-test-{worker_id}-served"
+        with serving(
+            url,
+            tmp_path / "server.log",
+            workers=2,
+            RATELIMIT_STORAGE_URI=storage,
+            RATELIMIT_KEY_PREFIX=prefix,
+            **limits,
+        ) as port:
+            keep_clear_of_the_hours_end()
+            # Each request on a new connection: the two workers take turns.
+            accepted[storage] = [request(port, "POST", "/api/reports", body)[0] for _ in range(12)].count(201)
+        server = redis.Redis.from_url(REDIS_URL)
+        _forget(server, prefix)
+        server.close()
+
+    # In memory each worker counts apart, so more get through: both workers answered. In Redis, 3 in all.
+    assert accepted["memory://"] > 3
+    assert accepted[REDIS_URL] == 3
