@@ -310,15 +310,29 @@ def test_nginx_does_log_where_it_is_not_told_otherwise(through):
     assert "client intended to send too large body" in through.nginx_logs["error.log"]
 
 
-def test_nginx_wrote_nothing_about_the_services_requests(through):
-    lines = [line for text in through.nginx_logs.values() for line in text.splitlines()]
+def _request_log_lines(through: Through) -> list[str]:
+    """Return the lines of the logs nginx writes while serving (the start-up log holds its own warnings)."""
+    return [line for name in ("access.log", "error.log") for line in through.nginx_logs[name].splitlines()]
 
-    assert [line for line in lines if not _control_line(line)] == []
+
+def test_nginx_wrote_nothing_about_the_services_requests(through):
+    assert [line for line in _request_log_lines(through) if not _control_line(line)] == []
+
+
+def test_the_only_times_nginx_wrote_are_the_controls(through):
+    # Two access lines and one error line of the control server, one time each; nothing else.
+    assert [len(STAMP.findall(line)) for line in _request_log_lines(through)] == [1, 1, 1]
 
 
 @pytest.mark.parametrize("trace", [FIRST, SECOND, "/api/", "/tiles/", "/invite", "map.example.org"])
 def test_no_nginx_log_names_a_client_or_a_request(through, trace):
     assert all(trace not in text for text in through.nginx_logs.values())
+
+
+def test_no_nginx_log_line_but_the_controls_names_any_client(through):
+    lines = [line for text in through.nginx_logs.values() for line in text.splitlines()]
+
+    assert [line for line in lines if "client" in line and not _control_line(line)] == []
 
 
 def test_no_nginx_log_holds_the_invitation_code(through):

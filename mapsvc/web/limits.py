@@ -44,13 +44,14 @@ class AddressKeys:
 
     def __init__(self, secret: bytes) -> None:
         self._secret = secret
-        self._day = ""
-        self._salt = b""
+        self._today = ("", b"")  # one attribute: a worker's threads never see a day with another's salt
 
     def _salt_of(self, day: str) -> bytes:
-        if day != self._day:
-            self._day, self._salt = day, hmac.new(self._secret, day.encode(), hashlib.sha256).digest()
-        return self._salt
+        known, salt = self._today
+        if day != known:
+            salt = hmac.new(self._secret, day.encode(), hashlib.sha256).digest()
+            self._today = (day, salt)
+        return salt
 
     def key(self, address: str, day: str) -> str:
         """Return the key of ``address`` on ``day`` (UTC, ``YYYY-MM-DD``)."""
