@@ -129,14 +129,29 @@ def _store_batch(store: Store, batch: list[CheckedReport]) -> int:
     return merged
 
 
+#: Tables that prune and withdrawals delete from (reports go with their events).
+PRUNED_TABLES = ("events", "reports", "heat_steps")
+
+
 @click.command("prune")
+@click.option(
+    "--full",
+    is_flag=True,
+    help="Rewrite the tables (PostgreSQL: VACUUM FULL, which locks each table while it runs; SQLite: VACUUM).",
+)
 @with_appcontext
-def prune_command() -> None:
-    """Delete events that have faded from every view and passed the retention period."""
+def prune_command(full: bool) -> None:
+    """Delete events that have faded from every view and passed the retention period.
+
+    Then vacuum what they, and reports withdrawn since the last prune, left in the database's
+    files: SQLite empties its write-ahead log, PostgreSQL runs VACUUM on the tables.
+    """
     require_current_schema()
     s = settings()
-    with get_store().writing() as session:
+    store = get_store()
+    with store.writing() as session:
         deleted = prune(session, s.policies, s.now(), s.retention, s.threshold)
+    store.forget_deleted(PRUNED_TABLES, full=full)
     click.echo(f"{deleted} events pruned (retention {s.retention.days} days)")
 
 

@@ -71,6 +71,12 @@ DEFAULTS: dict[str, Any] = {
     "ARGON2_PROFILE": "RFC_9106_LOW_MEMORY",
     # Rate limits (Flask-Limiter syntax), keyed by a daily-rotating salted hash of the address.
     # Storage "memory://" serves one process; give a "redis://..." URI for several workers.
+    # The salt comes from a secret made at random in memory at start-up; hosts that share one
+    # Redis set the same LIMIT_KEY_SECRET (at least 32 characters) instead. Never a default.
+    # TRUSTED_PROXIES: how many reverse proxies stand in front (0: none); with 1, the address is
+    # the last X-Forwarded-For entry, which the proxy must overwrite (deploy/nginx/mapsvc.conf).
+    "TRUSTED_PROXIES": 0,
+    "LIMIT_KEY_SECRET": None,
     "RATELIMIT_ENABLED": True,
     "RATELIMIT_STORAGE_URI": "memory://",
     "LOGIN_RATE_LIMIT": "10 per minute;60 per hour",

@@ -27,6 +27,18 @@ if ! command -v ogrinfo >/dev/null 2>&1; then
     apt_install gdal-bin
 fi
 
+# The reverse-proxy tests run Debian's nginx with the shipped deploy/nginx/mapsvc.conf (as the
+# test's user, on loopback ports, everything in a temporary folder) behind a self-signed
+# certificate that openssl makes.
+if [[ ! -x /usr/sbin/nginx ]] && ! command -v nginx >/dev/null 2>&1; then
+    apt_install nginx
+    # The package may start its default site on port 80: the tests need only the program.
+    as_root invoke-rc.d nginx stop >/dev/null 2>&1 || true
+fi
+if ! command -v openssl >/dev/null 2>&1; then
+    apt_install openssl
+fi
+
 # Limits shared by several workers are tested against a real Redis, started here if none
 # answers; it keeps nothing on disk (no snapshots, no append-only file).
 export MAPSVC_TEST_REDIS=${MAPSVC_TEST_REDIS:-redis://127.0.0.1:6379/15}

@@ -20,6 +20,7 @@ from flask.testing import FlaskClient, FlaskCliRunner
 
 from mapsvc import create_app
 from mapsvc.web import limits as rate_limits
+from mapsvc.web import windows as limit_windows
 from tests.databases import DEFAULT_POSTGRES_URL, ENGINES, PostgisDatabases, SqliteDatabases, selected_engines
 
 #: The tests' "now": reports and queries are made relative to it.
@@ -59,6 +60,31 @@ def _one_rate_limit_day() -> Iterator[None]:
     """
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(rate_limits, "datetime", _SaltDay)
+        yield
+
+
+class WindowClock:
+    """``time`` as :mod:`mapsvc.web.windows` sees it in tests: NOW, unless a test moves ``now``."""
+
+    def __init__(self) -> None:
+        self.now = NOW.timestamp()
+
+    def time(self) -> float:
+        return self.now
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_limit_window() -> Iterator[None]:
+    """Keep every rate-limit and burst-hold window the same for the whole run (NOW's).
+
+    The windows are the clock's own (each minute, each hour), so a test that sends N requests
+    and expects the (N+1)th refused would fail whenever a window ended between them (about one
+    run in 600 for a second's requests against a minute's limit). A test that needs the next
+    window moves ``limit_windows.time.now``. Servers run in other processes are not pinned:
+    their tests choose hour or day windows and keep clear of a window's end.
+    """
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(limit_windows, "time", WindowClock())
         yield
 
 

@@ -7,7 +7,6 @@ import re
 from sqlalchemy import select
 
 from mapsvc.store.models import Account, AuditEntry
-from mapsvc.web.limits import SharedSalts
 
 GOOD = "a good long password 9"
 
@@ -69,33 +68,3 @@ def test_admin_invite_refuses_an_unknown_role(runner):
     result = runner.invoke(args=["admin", "invite", "--role", "anonymous"])
 
     assert result.exit_code == 2
-
-
-class FakeRedis:
-    """Just SET NX EX and GET, as redis-py offers them."""
-
-    def __init__(self) -> None:
-        self.values: dict[str, bytes] = {}
-        self.ttl: dict[str, int] = {}
-
-    def set(self, name: str, value: bytes, *, nx: bool, ex: int) -> bool:
-        if nx and name in self.values:
-            return False
-        self.values[name], self.ttl[name] = value, ex
-        return True
-
-    def get(self, name: str) -> bytes | None:
-        return self.values.get(name)
-
-
-def test_workers_sharing_a_store_share_the_days_salt():
-    shared = FakeRedis()
-    first, second = SharedSalts(shared), SharedSalts(shared)
-
-    assert first("2026-06-15") == second("2026-06-15")
-    assert first("2026-06-16") != first("2026-06-15")
-    assert set(shared.ttl.values()) == {2 * 86400}
-
-
-def test_separate_stores_make_separate_salts():
-    assert SharedSalts(FakeRedis())("2026-06-15") != SharedSalts(FakeRedis())("2026-06-15")

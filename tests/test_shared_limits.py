@@ -1,19 +1,30 @@
-"""Limits shared by several workers through a real Redis: one count and one salt for all of them.
+"""Limits shared by several workers through a real Redis: one count for all of them, no salt in it.
 
 CI starts a Redis that keeps nothing on disk (scripts/test.sh); MAPSVC_TEST_REDIS names it.
+Two apps stand for two workers: forked workers of ``mapsvc serve`` share the secret the app
+made before the fork, and separate hosts share it through ``LIMIT_KEY_SECRET``, as here.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import math
 import os
 
 import pytest
 import redis
 
 from mapsvc import create_app
-from tests.conftest import BISHKEK
+from mapsvc.web import windows
+from tests.conftest import BISHKEK, NOW
+from tests.servers import keep_clear_of_the_hours_end, request, serving
 
 REDIS_URL = os.environ.get("MAPSVC_TEST_REDIS", "redis://127.0.0.1:6379/15")
+SECRET = "tests-shared-limit-key-secret-0123456789"
+
+#: Any Unix time of this century in seconds (or finer) is at least this; a window's number is far below.
+UNIX_TIME = 10**9
 
 
 @pytest.fixture
@@ -28,8 +39,9 @@ def workers(app_config, worker_id):
         "RATELIMIT_STORAGE_URI": REDIS_URL,
         # Keys of parallel test workers apart, in the one Redis database.
         "RATELIMIT_KEY_PREFIX": prefix,
-        "INTAKE_RATE_LIMIT": "4 per minute",
-        "BURST_HOLD": "",
+        "INTAKE_RATE_LIMIT": "4 per minute;100 per hour",
+        "BURST_HOLD": "2 per hour",
+        "LIMIT_KEY_SECRET": SECRET,
     }
     apps = [create_app(config), create_app(config)]
     yield apps
@@ -40,7 +52,7 @@ def workers(app_config, worker_id):
 
 
 def _forget(server: redis.Redis, prefix: str) -> None:
-    """Delete this test worker's limit counts (other workers' stay; the day's salt is shared)."""
+    """Delete this test worker's limit counts (other workers' stay)."""
     for key in server.scan_iter(f"*{prefix}*"):
         server.delete(key)
 
@@ -84,3 +96,76 @@ def test_redis_holds_no_address(workers, worker_id):
     server.close()
     assert ours  # the limits are there
     assert b"198.51.100.7" not in stored
+
+
+def _ours(server: redis.Redis, worker_id: str) -> dict[str, tuple[bytes, bytes | None, int]]:
+    """Return this test worker's keys with their type, value and time to live."""
+    keys = server.scan_iter(f"*mapsvc-test-{worker_id}*")
+    return {k.decode(): (server.type(k), server.get(k), server.ttl(k)) for k in keys}
+
+
+def test_redis_holds_one_number_per_source_and_clock_window(workers, worker_id):
+    client = workers[0].test_client()
+    for _ in range(6):
+        _report(client)
+    now = windows.time.time()  # the windows' clock (tests pin it; see conftest)
+
+    server = redis.Redis.from_url(REDIS_URL)
+    ours = _ours(server, worker_id)
+    server.close()
+
+    # Intake per minute and per hour, the burst hold per hour: a counter each, no list or sorted set.
+    assert sorted(k.split("/")[-2] for k in ours) == ["hour", "hour", "minute"]
+    for key, (kind, value, ttl) in ours.items():
+        length = 60 if key.split("/")[-2] == "minute" else 3600
+        window = int(key.split("/")[-1])
+        assert kind == b"string" and value is not None and 1 <= int(value) <= 6
+        assert window == math.floor(now / length)  # the key names the clock's window, not a request's time
+        assert 0 < ttl <= (window + 1) * length - now + 1  # it expires when that window ends
+        assert all(not part.isdigit() or int(part) < UNIX_TIME for part in key.split("/"))
+
+
+def test_redis_holds_no_salt_or_secret(workers, worker_id):
+    for app in workers:
+        _report(app.test_client())
+    day = NOW.strftime("%Y-%m-%d")  # the salt's day (tests pin it; see conftest)
+    salt = hmac.new(SECRET.encode(), day.encode(), hashlib.sha256).digest()
+
+    server = redis.Redis.from_url(REDIS_URL)
+    everything = list(server.scan_iter("*"))
+    stored = b" ".join([*everything, *(server.dump(k) or b"" for k in everything)])
+    ours = _ours(server, worker_id)
+    server.close()
+
+    assert ours  # the counts are there
+    for secret in (SECRET.encode(), salt, salt.hex().encode()):
+        assert secret not in stored
+
+
+@pytest.mark.engines("sqlite")
+def test_the_workers_of_one_server_share_the_secret_made_before_they_fork(migrated_template, tmp_path, worker_id):
+    """``mapsvc serve`` makes the app, and so the secret, before gunicorn forks: one count for all."""
+    url = migrated_template.fresh(tmp_path)
+    body = {"category": "checkpoint", "lat": BISHKEK[0], "lon": BISHKEK[1], "fuzzed_on_device": True}
+    limits = {"RATELIMIT_ENABLED": "true", "INTAKE_RATE_LIMIT": "3 per hour", "BURST_HOLD": '""'}
+    accepted = {}
+    for storage in ("memory://", REDIS_URL):
+        prefix = f"mapsvc-test-{worker_id}-served"
+        with serving(
+            url,
+            tmp_path / "server.log",
+            workers=2,
+            RATELIMIT_STORAGE_URI=storage,
+            RATELIMIT_KEY_PREFIX=prefix,
+            **limits,
+        ) as port:
+            keep_clear_of_the_hours_end()
+            # Each request on a new connection: the two workers take turns.
+            accepted[storage] = [request(port, "POST", "/api/reports", body)[0] for _ in range(12)].count(201)
+        server = redis.Redis.from_url(REDIS_URL)
+        _forget(server, prefix)
+        server.close()
+
+    # In memory each worker counts apart, so more get through: both workers answered. In Redis, 3 in all.
+    assert accepted["memory://"] > 3
+    assert accepted[REDIS_URL] == 3

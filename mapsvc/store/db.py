@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import logging
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, cast
@@ -19,6 +20,15 @@ from mapsvc.errors import MapsvcError
 from mapsvc.store.models import StoreVersion
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent.parent / "migrations"
+
+#: How long a SQLite connection waits for a lock (a writer for the one before it), and a checkpoint for readers.
+SQLITE_TIMEOUT_S = 30
+CHECKPOINT_WAIT_MS = 2000
+
+#: Set in a SQLite connection's info while its transaction has deleted rows.
+_DELETED = "mapsvc_deleted_rows"
+
+log = logging.getLogger(__name__)
 
 
 class DatabaseUnavailable(MapsvcError):
@@ -67,7 +77,7 @@ def make_engine(url: str) -> Engine:
     """
     kwargs: dict[str, Any] = {"hide_parameters": True}
     if url.startswith("sqlite"):
-        kwargs["connect_args"] = {"timeout": 30}
+        kwargs["connect_args"] = {"timeout": SQLITE_TIMEOUT_S}
         engine = create_engine(url, **kwargs)
         _configure_sqlite(engine)
         return engine
@@ -75,21 +85,32 @@ def make_engine(url: str) -> Engine:
 
 
 def _configure_sqlite(engine: Engine) -> None:
-    """Use WAL, foreign keys, and BEGIN IMMEDIATE for writers so concurrent writers queue."""
+    """Use WAL, foreign keys, and BEGIN IMMEDIATE for writers so concurrent writers queue.
+
+    ``secure_delete`` overwrites deleted rows with zeros in their pages, and every transaction
+    that deleted rows is marked, so that :meth:`Store.writing` can checkpoint the WAL after it.
+    """
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None  # SQLAlchemy emits BEGIN itself, below
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA secure_delete=ON")
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
+        connection.info.pop(_DELETED, None)
         immediate = connection.get_execution_options().get("mapsvc_writer", False)
         connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    @event.listens_for(engine, "after_cursor_execute")
+    def _on_execute(connection: Any, cursor: Any, statement: str, *_: Any) -> None:
+        if statement.lstrip()[:6].upper() == "DELETE" and cursor.rowcount:
+            connection.info[_DELETED] = True
 
 
 def affected_rows(result: Result[Any]) -> int:
@@ -130,10 +151,16 @@ class Store:
 
         Every write transaction also moves the store's version, in the same transaction, so
         that answers cached for the version before it are never served again.
+
+        On SQLite, a transaction that deleted rows (a withdrawal, a prune, a merge) is followed
+        by a checkpoint that leaves no old copy of them in the write-ahead log.
         """
         with self._writer() as session, session.begin():
             yield session
             session.execute(_NEXT_VERSION)
+            deleted = self.dialect == "sqlite" and session.connection().info.pop(_DELETED, False)
+        if deleted:
+            self.checkpoint()
 
     def version(self, session: Session) -> int:
         """Return the store's version: the number of write transactions committed so far."""
@@ -159,6 +186,57 @@ class Store:
         except SQLAlchemyError as exc:
             raise as_unavailable(exc) or DatabaseUnavailable("the database failed to answer") from exc
         return set(current) == set(ScriptDirectory.from_config(alembic_config(self.url)).get_heads())
+
+    def checkpoint(self) -> bool:
+        """SQLite: copy the write-ahead log into the database file and empty it; return whether it was done.
+
+        With ``secure_delete`` the database file then holds zeros where deleted rows were, and
+        the log (whose older frames still hold them) is truncated to nothing. A reader still
+        using an older snapshot makes it wait (up to ``CHECKPOINT_WAIT_MS``) or give up, which
+        is logged; the next deletion's checkpoint then does it.
+        """
+        raw = self.engine.raw_connection()
+        cursor = raw.cursor()
+        try:
+            # Other writers wait while this does: wait for readers a little, not the 30 s of a write.
+            cursor.execute(f"PRAGMA busy_timeout={CHECKPOINT_WAIT_MS}")
+            cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            row = cursor.fetchone()  # (busy, frames in the log, frames checkpointed)
+            busy = row is None or bool(row[0])
+        finally:
+            cursor.execute(f"PRAGMA busy_timeout={SQLITE_TIMEOUT_S * 1000}")
+            cursor.close()
+            raw.close()
+        if busy:
+            log.warning(
+                "the write-ahead log could not be emptied now: deleted rows stay in it until a later checkpoint"
+            )
+        return not busy
+
+    def forget_deleted(self, tables: Iterable[str], full: bool = False) -> None:
+        """Leave nothing of rows deleted from ``tables`` where a reader of the database's files finds it.
+
+        SQLite (``secure_delete`` zeroes them in their pages): :meth:`checkpoint`; ``full`` first
+        rebuilds the whole file with ``VACUUM``, which also clears what was deleted before
+        ``secure_delete`` was on. PostgreSQL: ``VACUUM`` each table, outside a transaction,
+        which removes dead rows and their index entries and lets their space be reused, but
+        leaves their bytes in the pages until written over (measured); ``full`` runs
+        ``VACUUM FULL``, which writes each table and its indexes to new files and drops the old
+        ones, holding an exclusive lock on the table meanwhile. Neither reaches the server's WAL
+        segments not yet recycled, WAL archives or backups.
+        """
+        if self.dialect == "sqlite":
+            if full:
+                raw = self.engine.raw_connection()
+                try:
+                    raw.cursor().execute("VACUUM")  # outside a transaction: the connection autocommits
+                finally:
+                    raw.close()
+            self.checkpoint()
+            return
+        with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            for table in tables:
+                connection.execute(text(f'VACUUM {"FULL " if full else ""}"{table}"'))
 
     def dispose(self) -> None:
         """Close every pooled connection."""

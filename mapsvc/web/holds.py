@@ -1,9 +1,11 @@
 """Burst holds: a source that sends too many reports too fast has its further reports held.
 
 The source is :func:`mapsvc.web.limits.client_key` (a daily-rotating salted hash of the
-address). Its counter lives in the rate limiter's storage only: process memory for the
-embedded default, or the Redis of ``RATELIMIT_STORAGE_URI`` shared by several workers. It is
-never written to the database or the logs, and the event it led to is not remembered with it.
+address). Its count lives in the rate limiter's storage only: process memory for the embedded
+default, or the Redis of ``RATELIMIT_STORAGE_URI`` shared by several workers. It is one number
+per source in a fixed window of the clock (:mod:`mapsvc.web.windows`), with no time of any
+report; it is never written to the database or the logs, and the event it led to is not
+remembered with it.
 """
 
 from __future__ import annotations
@@ -11,32 +13,34 @@ from __future__ import annotations
 from flask import Flask, current_app
 from limits import RateLimitItem, parse
 from limits.storage import storage_from_string
-from limits.strategies import MovingWindowRateLimiter
 
 from mapsvc.web.limits import client_key
+from mapsvc.web.windows import ClockWindowRateLimiter
 
 
 class BurstHold:
-    """A moving window of reports per source: past ``limit``, reports are held, not published."""
+    """A count of reports per source in a clock window: past ``limit``, reports are held, not published."""
 
-    def __init__(self, limit: str, storage_uri: str) -> None:
+    def __init__(self, limit: str, storage_uri: str, prefix: str = "") -> None:
         self.item: RateLimitItem = parse(limit)
-        self.limiter = MovingWindowRateLimiter(storage_from_string(storage_uri))
+        self.limiter = ClockWindowRateLimiter(storage_from_string(storage_uri))
+        self.scope = (prefix, "burst") if prefix else ("burst",)
 
     def should_hold(self, key: str) -> bool:
         """Count one report of ``key``; return True when the window was already full.
 
-        A held report does not take a place in the window, so the source's reports are
-        published again as soon as its earlier ones age out of it.
+        The source's reports are published again from the next window on (the next clock
+        hour, for the default ``8 per hour``).
         """
-        return not self.limiter.hit(self.item, "burst", key)
+        return not self.limiter.hit(self.item, *self.scope, key)
 
 
 def init_app(app: Flask) -> None:
     """Make the app's burst hold, unless rate limiting or ``BURST_HOLD`` is turned off."""
     limit = app.config.get("BURST_HOLD")
     if limit and app.config.get("RATELIMIT_ENABLED", True):
-        app.extensions["mapsvc.burst_hold"] = BurstHold(limit, app.config.get("RATELIMIT_STORAGE_URI", "memory://"))
+        storage = app.config.get("RATELIMIT_STORAGE_URI", "memory://")
+        app.extensions["mapsvc.burst_hold"] = BurstHold(limit, storage, app.config.get("RATELIMIT_KEY_PREFIX", ""))
 
 
 def is_burst() -> bool:

@@ -1,9 +1,16 @@
-"""Rate limits keyed by a salted hash of the client address that rotates daily.
+"""Rate limits keyed by a hash of the client address under a salt that changes every UTC day.
 
-The hash is kept only in the limiter's memory (or Redis, which keeps nothing on disk when run
-as documented); it is never written to the database or the logs. The day's salt is random and
-lives as long as the process (in memory), or in the limiter's Redis for several workers, so
-that every worker computes the same key for the same address; it expires after two days.
+The key is ``HMAC(day's salt, address)`` and the day's salt is ``HMAC(secret, day)``. The secret
+is made at random when the app is created (``mapsvc serve`` creates it before gunicorn forks its
+workers, so they all share it) or, for several hosts sharing one Redis, read from
+``LIMIT_KEY_SECRET``. It is kept in this process's memory only: neither the secret nor a salt is
+ever written to the limiter's store, the database or the logs, so a seized Redis holds keys that
+cannot be turned back into addresses by trying all of them, and keys of different days cannot be
+linked. A memory image of the running server does hold the secret (see the README).
+
+Behind a reverse proxy, ``TRUSTED_PROXIES`` (the number of proxies in front) makes the address
+the one the nearest proxy saw, read from ``X-Forwarded-For`` (werkzeug's ProxyFix); nothing else
+from the proxy is trusted. Counts live in fixed windows of the clock (:mod:`mapsvc.web.windows`).
 """
 
 from __future__ import annotations
@@ -11,68 +18,70 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import math
 import secrets
+import time
 from datetime import UTC, datetime
-from typing import Any, Protocol, cast
 
 from flask import Flask, current_app, request
 from flask_limiter import Limiter, RateLimitExceeded
+from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.wrappers import Response
 
+from mapsvc.web import windows
 from mapsvc.web.errors import handle_http_error
 
 #: The endpoints each limit covers (POST only): sign-in steps, and report intake.
 LOGIN_ENDPOINTS = ("auth.login_submit", "auth.second_factor_submit", "auth.invite_submit")
 INTAKE_ENDPOINTS = ("api.create_report", "pages.report_submit")
-SALT_TTL_S = 2 * 86400
 
-_salts: dict[str, bytes] = {}
-
-
-def _salt(day: str) -> bytes:
-    """Return the salt of ``day`` (UTC), made at first use; yesterday's is forgotten."""
-    if day not in _salts:
-        _salts.clear()
-        _salts[day] = secrets.token_bytes(32)
-    return _salts[day]
+#: Shortest ``LIMIT_KEY_SECRET`` accepted, in characters.
+SECRET_MIN_LENGTH = 32
 
 
-class SaltStore(Protocol):
-    """Where the day's salt lives when several processes must share it."""
+class AddressKeys:
+    """Today's opaque key of an address, from a secret held in memory; yesterday's salt is forgotten."""
 
-    def set(self, name: str, value: bytes, *, nx: bool, ex: int) -> Any:
-        """Set ``name`` unless it exists, expiring after ``ex`` seconds (redis-py's signature)."""
+    def __init__(self, secret: bytes) -> None:
+        self._secret = secret
+        self._today = ("", b"")  # one attribute: a worker's threads never see a day with another's salt
 
-    def get(self, name: str) -> bytes | None:
-        """Return the value of ``name``."""
+    def _salt_of(self, day: str) -> bytes:
+        known, salt = self._today
+        if day != known:
+            salt = hmac.new(self._secret, day.encode(), hashlib.sha256).digest()
+            self._today = (day, salt)
+        return salt
+
+    def key(self, address: str, day: str) -> str:
+        """Return the key of ``address`` on ``day`` (UTC, ``YYYY-MM-DD``)."""
+        return hmac.new(self._salt_of(day), address.encode(), hashlib.sha256).hexdigest()[:32]
 
 
-class SharedSalts:
-    """The day's salt kept in a shared store (Redis), cached in this process for the day."""
-
-    def __init__(self, store: SaltStore) -> None:
-        self.store = store
-        self.cached: dict[str, bytes] = {}
-
-    def __call__(self, day: str) -> bytes:
-        """Return the salt of ``day``: the first worker to ask makes it, the others read it."""
-        if day not in self.cached:
-            name = f"mapsvc:address-salt:{day}"
-            self.store.set(name, secrets.token_bytes(32), nx=True, ex=SALT_TTL_S)
-            value = self.store.get(name)
-            if not value:
-                raise RuntimeError("the rate-limit store lost the day's salt")
-            self.cached.clear()
-            self.cached[day] = bytes(value)
-        return self.cached[day]
+def key_secret(config: dict) -> bytes:  # type: ignore[type-arg]
+    """Return ``LIMIT_KEY_SECRET`` if set (hosts sharing one Redis), else a new random secret."""
+    configured = config.get("LIMIT_KEY_SECRET")
+    if configured is None or configured == "":
+        return secrets.token_bytes(32)
+    if not isinstance(configured, str) or len(configured) < SECRET_MIN_LENGTH:
+        raise ValueError(f"LIMIT_KEY_SECRET must be a string of at least {SECRET_MIN_LENGTH} characters")
+    return configured.encode()
 
 
 def client_key() -> str:
     """Return today's opaque key for the requesting address (for limits and burst holds only)."""
     day = datetime.now(UTC).strftime("%Y-%m-%d")
-    address = (request.remote_addr or "").encode()
-    salt = current_app.extensions.get("mapsvc.salts", _salt)(day)
-    return hmac.new(salt, address, hashlib.sha256).hexdigest()[:32]
+    keys: AddressKeys = current_app.extensions["mapsvc.address_keys"]
+    return keys.key(request.remote_addr or "", day)
+
+
+def trust_proxies(app: Flask) -> None:
+    """Take the client address from ``X-Forwarded-For`` as set by ``TRUSTED_PROXIES`` proxies, if any."""
+    hops = app.config.get("TRUSTED_PROXIES") or 0
+    if isinstance(hops, bool) or not isinstance(hops, int) or hops < 0:
+        raise ValueError("TRUSTED_PROXIES must be a whole number of proxies, 0 or more")
+    if hops:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=0, x_host=0, x_port=0, x_prefix=0)  # type: ignore[method-assign]
 
 
 class HideLimitKeys(logging.Filter):
@@ -85,34 +94,25 @@ class HideLimitKeys(logging.Filter):
         return True
 
 
-def _shared_salts(uri: str) -> SharedSalts | None:
-    """Return salts kept in Redis for a ``redis://`` limiter storage, else None (process memory)."""
-    if not uri.startswith(("redis://", "rediss://")):
-        return None
-    import redis  # the optional "redis" extra
-
-    # redis-py types get() as returning bytes or str, for clients of either decode_responses;
-    # one made without decode_responses, as here, returns bytes, as SaltStore says.
-    return SharedSalts(cast(SaltStore, redis.Redis.from_url(uri)))
-
-
 def too_many_requests(error: RateLimitExceeded) -> tuple[Response | str, int, dict[str, str]]:
-    """Answer 429 in the client's format, saying when the limit's window has passed."""
+    """Answer 429 in the client's format, saying in how many seconds the limit's window ends."""
     body, status = handle_http_error(error)
-    return body, status, {"Retry-After": str(error.limit.limit.get_expiry())}
+    now = time.time()
+    _, end = windows.window_of(error.limit.limit, now)
+    return body, status, {"Retry-After": str(max(1, math.ceil(end - now)))}
 
 
 def init_app(app: Flask) -> None:
-    """Set up Flask-Limiter for this app and put the login and intake limits on their endpoints.
+    """Set up the address keys and Flask-Limiter, and put the login and intake limits on their endpoints.
 
-    Flask-Limiter's own headers stay off: they would replace the Retry-After of a 503.
+    Flask-Limiter's own headers stay off: they would replace the Retry-After of a 503. The
+    strategy is not a setting: every other one keeps a time per request or per source.
     """
     app.config.setdefault("RATELIMIT_HEADERS_ENABLED", False)
     app.register_error_handler(RateLimitExceeded, too_many_requests)
-    salts = _shared_salts(str(app.config["RATELIMIT_STORAGE_URI"]))
-    if salts is not None:
-        app.extensions["mapsvc.salts"] = salts
-    limiter = Limiter(key_func=client_key, storage_uri=app.config["RATELIMIT_STORAGE_URI"])
+    trust_proxies(app)
+    app.extensions["mapsvc.address_keys"] = AddressKeys(key_secret(app.config))
+    limiter = Limiter(key_func=client_key, storage_uri=app.config["RATELIMIT_STORAGE_URI"], strategy=windows.STRATEGY)
     limiter.init_app(app)
     app.extensions["mapsvc.limiter"] = limiter
     limiter_log = logging.getLogger("flask-limiter")

@@ -1,0 +1,116 @@
+"""Whose count a request adds to: the address behind trusted proxies, keyed by a secret held in memory."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from limits import parse
+
+from mapsvc import create_app
+from mapsvc.web.limits import AddressKeys, key_secret
+from mapsvc.web.windows import window_of
+from tests.conftest import BISHKEK
+
+PROXY = "127.0.0.1"
+
+
+@pytest.fixture
+def app_config(app_config):
+    return {**app_config, "RATELIMIT_ENABLED": True, "INTAKE_RATE_LIMIT": "2 per minute", "BURST_HOLD": ""}
+
+
+def _report(client, forwarded: str | None = None, remote: str = PROXY) -> int:
+    headers = {"X-Forwarded-For": forwarded} if forwarded is not None else {}
+    body = {"category": "checkpoint", "lat": BISHKEK[0], "lon": BISHKEK[1]}
+    return client.post("/api/reports", json=body, headers=headers, environ_base={"REMOTE_ADDR": remote}).status_code
+
+
+def test_without_trusted_proxies_a_forwarded_address_is_ignored(client):
+    statuses = [_report(client, forwarded=f"198.51.100.{i}") for i in range(3)]
+
+    assert statuses == [201, 201, 429]
+
+
+@pytest.mark.parametrize("hops", [1, 2])
+def test_behind_trusted_proxies_each_forwarded_address_has_its_own_count(app_config, hops):
+    app = create_app({**app_config, "TRUSTED_PROXIES": hops})
+    client = app.test_client()
+    chain = ", ".join(["10.0.0.9"] * (hops - 1))
+
+    def via(address: str) -> int:
+        return _report(client, forwarded=", ".join(filter(None, [address, chain])))
+
+    first = [via("198.51.100.7") for _ in range(3)]
+    other = via("203.0.113.9")
+    app.extensions["mapsvc.store"].dispose()
+
+    assert first == [201, 201, 429]
+    assert other == 201
+
+
+def test_only_the_entry_the_trusted_proxy_wrote_counts(app_config):
+    app = create_app({**app_config, "TRUSTED_PROXIES": 1})
+    client = app.test_client()
+    # A client that sends its own X-Forwarded-For to a proxy that appends gets "its, real";
+    # the entries left of the proxy's own are the client's word and pick nothing.
+    statuses = [_report(client, forwarded=f"203.0.113.{i}, 198.51.100.7") for i in range(3)]
+    app.extensions["mapsvc.store"].dispose()
+
+    assert statuses == [201, 201, 429]
+
+
+@pytest.mark.parametrize("hops", [-1, "1", True, 1.5])
+def test_a_bad_trusted_proxies_is_named(app_config, hops):
+    with pytest.raises(ValueError, match="TRUSTED_PROXIES"):
+        create_app({**app_config, "TRUSTED_PROXIES": hops})
+
+
+def test_keys_change_with_the_day_and_the_secret():
+    secret = b"s" * 32
+    keys = AddressKeys(secret)
+
+    today = keys.key("198.51.100.7", "2026-06-15")
+
+    assert today == AddressKeys(secret).key("198.51.100.7", "2026-06-15")
+    assert today != keys.key("198.51.100.7", "2026-06-16")
+    assert today != keys.key("198.51.100.8", "2026-06-15")
+    assert today != AddressKeys(b"t" * 32).key("198.51.100.7", "2026-06-15")
+
+
+def test_each_process_makes_its_own_secret_unless_one_is_set():
+    made = {key_secret({}) for _ in range(3)}
+    configured = "x" * 40
+
+    assert len(made) == 3 and {len(s) for s in made} == {32}
+    assert key_secret({"LIMIT_KEY_SECRET": configured}) == configured.encode()
+
+
+@pytest.mark.parametrize("secret", ["short", 12345678901234567890123456789012345])
+def test_a_weak_limit_key_secret_is_refused(app_config, secret):
+    with pytest.raises(ValueError, match="LIMIT_KEY_SECRET"):
+        create_app({**app_config, "LIMIT_KEY_SECRET": secret})
+
+
+@pytest.mark.parametrize(
+    ("limit", "now", "number", "end"),
+    [
+        ("8 per hour", 3600 * 500_000 + 17.25, 500_000, 3600 * 500_001),
+        ("10 per minute", 60 * 7 + 59.9, 7, 480),
+        ("3 per day", 86400 * 2, 2, 86400 * 3),
+    ],
+)
+def test_windows_are_the_clocks_own(limit, now, number, end):
+    assert window_of(parse(limit), now) == (number, end)
+
+
+def test_a_refusal_says_when_the_window_ends(client, monkeypatch):
+    monkeypatch.setattr(time, "time", lambda: 60 * 28_000_000 + 45.5)  # 45.5 s into a minute
+    for _ in range(2):
+        _report(client)
+
+    body = {"category": "checkpoint", "lat": BISHKEK[0], "lon": BISHKEK[1]}
+    refused = client.post("/api/reports", json=body)
+
+    assert refused.status_code == 429
+    assert refused.headers["Retry-After"] == "15"
