@@ -79,7 +79,6 @@ def _schemas(settings: Settings) -> dict[str, Any]:
                 "id": {"type": "string"},
                 "withdrawal_code": {"type": "string", "description": "shown once; needed to withdraw"},
             },
-            "additionalProperties": False,
         },
         "Categories": {
             "type": "object",
