@@ -169,8 +169,8 @@
     var report = queue[0];
     post(report).then(function () {
       save(QUEUE, load(QUEUE).slice(1));
-      document.getElementById("map-status").textContent = S("queued_sent");
-      M.refresh();
+      // Said after the map's refresh, whose own status line would otherwise replace it at once.
+      M.refresh().then(function () { document.getElementById("map-status").textContent = S("queued_sent"); });
       flushQueue();
     }, function (error) {
       if (error.message === "offline") return;

@@ -128,6 +128,8 @@ def test_a_report_made_offline_is_kept_and_sent_later(page, context, service, wa
     assert sent["fuzzed_on_device"] is True and sent["occurred_at"].endswith(":00:00Z")
     [post] = [r for r in watched["requests"] if r.method == "POST" and r.url.endswith("/api/reports")]
     assert post.response().status == 201, post.response().text()  # accepted, not dropped as refused
+    page.wait_for_function("() => document.getElementById('map-status').textContent === 'Your saved report was sent.'")
+    page.wait_for_timeout(1000)  # the map's refresh after sending has come back by now, and did not replace it
     assert page.inner_text("#map-status") == "Your saved report was sent."
 
 
