@@ -83,13 +83,15 @@ class Event(Base):
     __table_args__ = (
         # Covers layer reads of published events; see migration 0003.
         Index("ix_events_category_bucket_lat_lon_status", "category", "bucket_start", "lat", "lon", "status"),
-        # Finds the points the server drew near a place (migration 0008).
+        # Finds the points the server drew near a place, without reading the table (migration 0008).
         Index(
             "ix_events_drawn_points",
             "category",
             "lat",
             "lon",
             "id",
+            "status",
+            "server_drawn",  # in the index too, or SQLite reads the table for it
             sqlite_where=text("server_drawn = 1"),
             postgresql_where=text("server_drawn"),
         ),
