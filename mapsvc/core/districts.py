@@ -11,7 +11,6 @@ default resolution.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,13 +22,14 @@ import shapely
 from shapely.geometry import MultiPolygon, Point, Polygon
 from shapely.geometry.base import BaseGeometry
 
+from mapsvc.core.boundary_files import DistrictFileError as DistrictFileError  # callers catch it from here
+from mapsvc.core.boundary_files import read_boundaries, read_bounded
+
 #: Most districts a file may hold.
 MAX_DISTRICTS = 2000
+#: Largest boundary file read, in bytes: a city's districts in fine detail fit several times over.
+MAX_FILE_BYTES = 32 * 1024 * 1024
 NAME_MAX_LENGTH = 200
-
-
-class DistrictFileError(ValueError):
-    """A boundary file cannot be used; the message says why."""
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,8 @@ def read_districts(source: Path | BinaryIO, name_field: str = "name", layer: str
     Parameters
     ----------
     source : Path or binary stream
-        The file, or its bytes (an upload held in memory); its format is found by GDAL.
+        The file, or its bytes (an upload held in memory); its format is found from its bytes
+        (see :mod:`mapsvc.core.boundary_files`), never by GDAL.
     name_field : str
         The attribute holding each district's name (unique, non-empty).
     layer : str, optional
@@ -55,30 +56,18 @@ def read_districts(source: Path | BinaryIO, name_field: str = "name", layer: str
     Raises
     ------
     DistrictFileError
-        If the file cannot be read, lacks the name field, has no CRS, holds non-polygons,
-        empty or duplicate names, or too many districts.
+        If the file is larger than :data:`MAX_FILE_BYTES`, neither GeoJSON nor GeoPackage, lacks
+        the name field, has no CRS, holds non-polygons, empty or duplicate names, or more than
+        :data:`MAX_DISTRICTS` districts (found before the rest is read).
 
     """
-    try:
-        with warnings.catch_warnings():
-            # Bytes are read through an in-memory GDAL file without a name's extension, so
-            # GDAL remarks that a GeoPackage's file "extension" is not .gpkg; it reads it all the same.
-            warnings.filterwarnings("ignore", "File /vsimem/.* non conformant file extension", RuntimeWarning)
-            frame = gpd.read_file(source, layer=layer) if layer else gpd.read_file(source)
-    except Exception as exc:  # GDAL's errors vary by driver; the file is what is wrong
-        name = source.name if isinstance(source, Path) else "the file"
-        raise DistrictFileError(f"cannot read {name} as GeoJSON or GeoPackage: {type(exc).__name__}") from exc
-    if len(frame) == 0:
+    found = read_boundaries(read_bounded(source, MAX_FILE_BYTES), name_field, layer, MAX_DISTRICTS)
+    if not found.names:
         raise DistrictFileError("the file holds no districts")
-    if len(frame) > MAX_DISTRICTS:
-        raise DistrictFileError(f"the file holds more than {MAX_DISTRICTS} districts")
-    if name_field not in frame.columns:
-        fields = ", ".join(str(c) for c in frame.columns if c != frame.geometry.name)
-        raise DistrictFileError(f"no field {name_field!r} for the district names (fields: {fields})")
-    if frame.crs is None:
+    if found.crs is None:
         raise DistrictFileError("the file states no coordinate reference system")
-    frame = frame.to_crs(4326)
-    return _districts(frame[name_field].tolist(), list(frame.geometry), name_field)
+    geometries = gpd.GeoSeries(found.geometries, crs=found.crs).to_crs(4326)
+    return _districts(found.names, list(geometries), name_field)
 
 
 def _districts(names: list[object], geometries: list[BaseGeometry | None], name_field: str) -> list[District]:
