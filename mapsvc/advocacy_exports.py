@@ -1,7 +1,8 @@
 """Exports for advocates: aggregated CSV, GeoJSON and GeoPackage, and the offline HTML map.
 
 Aggregates are sums of published count atoms (``mapsvc.core.counts``). Events are exactly the
-public layers' single points (fuzzed, bucketed; no category published only as heat).
+public layers' single points (fuzzed, bucketed; no category published only as heat). Every CSV
+is written by :func:`csv_table`, which keeps spreadsheets from reading text as a formula.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import csv
 import io
 import json
 import tempfile
+from collections.abc import Collection, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -23,15 +25,46 @@ DATA_KINDS = ("areas", "events")
 DATA_FORMATS = ("csv", "geojson", "gpkg")
 OUTSIDE = "(outside the districts)"
 
+#: First characters with which a spreadsheet reads a cell as a formula (OWASP, "CSV Injection").
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: object) -> object:
+    """Return ``value`` as a CSV cell: text that a spreadsheet would take for a formula gets a leading ``'``."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+def csv_table(columns: list[str], rows: Iterable[Iterable[object]], exact: Collection[str] = ()) -> bytes:
+    """Return a CSV file of ``columns`` and ``rows``: every CSV this package writes is written here.
+
+    Every text cell goes through :func:`csv_cell`, but those of the ``exact`` columns. Some text
+    comes from outside: a district's name (the ``area`` cell) is whatever the imported file held,
+    and a spreadsheet opening the export would run a name such as ``=HYPERLINK("https://...")``
+    or ``@SUM(...)`` as a formula; the leading ``'`` makes it text. The other text cells (area
+    type, month, category, perpetrator type, time bucket, trust) are the service's own words,
+    which never start so; they go through the same function all the same, so that no column can
+    be forgotten. ``exact`` is for the service's own identifiers, drawn from letters, digits,
+    ``-`` and ``_`` (no parenthesis, so no function call), which may start with ``-`` and must
+    stay as they are to be looked up. Numbers (counts, coordinates, negative ones too) are ints
+    and floats, not text, and are written as they are.
+    """
+    keep = [c in exact for c in columns]
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow([csv_cell(c) for c in columns])
+    writer.writerows([v if k else csv_cell(v) for v, k in zip(row, keep, strict=True)] for row in rows)
+    return out.getvalue().encode()
+
 
 def csv_bytes(evidence: Evidence) -> bytes:
     """Return the long table: area type, area, month, category, events."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["area_type", "area", "month", "category", "events"])
-    for area, month, category, n in area_table(evidence):
-        writer.writerow([evidence.question.group, area or OUTSIDE, month, category, n])
-    return out.getvalue().encode()
+    rows = (
+        (evidence.question.group, area or OUTSIDE, month, category, n)
+        for area, month, category, n in area_table(evidence)
+    )
+    return csv_table(["area_type", "area", "month", "category", "events"], rows)
 
 
 def _area_geometry(evidence: Evidence, area: str) -> Any:
@@ -103,9 +136,8 @@ def data_export(evidence: Evidence, kind: str, fmt: str) -> bytes:
         return csv_bytes(evidence)
     frame = areas_frame(evidence) if kind == "areas" else events_frame(evidence)
     if fmt == "csv":
-        out = io.StringIO()
-        frame.assign(lon=frame.geometry.x, lat=frame.geometry.y).drop(columns="geometry").to_csv(out, index=False)
-        return out.getvalue().encode()
+        table = frame.assign(lon=frame.geometry.x, lat=frame.geometry.y).drop(columns="geometry")
+        return csv_table(list(table.columns), table.itertuples(index=False, name=None), exact={"id"})
     if fmt == "geojson":
         return geojson_bytes(frame)
     return gpkg_bytes(frame, f"mapsvc_{kind}")

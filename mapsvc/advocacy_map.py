@@ -3,16 +3,21 @@
 The same map serves the page (Leaflet from ``static/``) and the offline HTML export, where every
 script, style sheet and image is inlined so that the file works from a USB stick with no
 network. There are no base tiles offline: the service area's outline and the districts orient.
+
+District names are whatever the imported file held: every layer that shows text on hover is made
+by :func:`_tooltip_layer`, which shows it as text.
 """
 
 from __future__ import annotations
 
 import base64
 import re
-from html import escape
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import folium
+from markupsafe import escape
 
 from mapsvc.advocacy import Evidence, area_totals
 from mapsvc.advocacy_exports import OUTSIDE
@@ -31,6 +36,32 @@ def _shade(value: int, highest: int) -> str:
     return SHADES[min(len(SHADES) - 1, (value * len(SHADES) - 1) // highest)]
 
 
+def _as_text(properties: dict[str, Any]) -> dict[str, Any]:
+    """Return ``properties`` with every string HTML-escaped, so that ``innerHTML`` shows it as text."""
+    return {key: str(escape(value)) if isinstance(value, str) else value for key, value in properties.items()}
+
+
+def _tooltip_layer(
+    features: list[dict[str, Any]], fields: list[str], style: Callable[[Any], dict[str, Any]], labels: bool = True
+) -> folium.GeoJson:
+    """Return a GeoJSON layer whose tooltip shows the ``fields`` of each feature as text.
+
+    Every layer with a tooltip is made here, whatever its properties hold. folium writes the
+    features into the page's script as JSON whose ``<``, ``>``, ``&`` and ``'`` are Unicode
+    escapes, so no value ends the script or leaves its string; its ``GeoJsonTooltip`` then sets
+    the values with ``innerHTML``, so every string is HTML-escaped first: a district named
+    ``<img onerror=...>`` is read, not run. folium's text tooltip (``tooltip="..."``) is never
+    used: it puts the text unescaped into a JavaScript template literal, where a backtick or
+    ``${...}`` runs as code under the page's CSP nonce.
+    """
+    shown = [{**feature, "properties": _as_text(feature["properties"])} for feature in features]
+    return folium.GeoJson(
+        {"type": "FeatureCollection", "features": shown},
+        style_function=style,
+        tooltip=folium.GeoJsonTooltip(fields=fields, labels=labels),
+    )
+
+
 def _areas_layer(evidence: Evidence) -> folium.FeatureGroup:
     group = folium.FeatureGroup(name="Published counts")
     sums = {area: sum(per.values()) for area, per in area_totals(evidence).items()}
@@ -47,15 +78,10 @@ def _areas_layer(evidence: Evidence) -> folium.FeatureGroup:
         props = {"area": area or OUTSIDE, "events": n, "fill": _shade(n, highest)}
         features.append({"type": "Feature", "geometry": geometry, "properties": props})
     if features:
-        folium.GeoJson(
-            {"type": "FeatureCollection", "features": features},
-            style_function=lambda f: {
-                "fillColor": f["properties"]["fill"],
-                "color": "#555",
-                "weight": 1,
-                "fillOpacity": 0.7,
-            },
-            tooltip=folium.GeoJsonTooltip(fields=["area", "events"]),
+        _tooltip_layer(
+            features,
+            ["area", "events"],
+            lambda f: {"fillColor": f["properties"]["fill"], "color": "#555", "weight": 1, "fillOpacity": 0.7},
         ).add_to(group)
     return group
 
@@ -72,14 +98,10 @@ def _hotspot_layer(result: HotspotResult) -> folium.FeatureGroup:
         if c.kind
     ]
     if features:
-        folium.GeoJson(
-            {"type": "FeatureCollection", "features": features},
-            style_function=lambda f: {
-                "color": HOT if f["properties"]["kind"] == "hot" else COLD,
-                "weight": 3,
-                "fillOpacity": 0.15,
-            },
-            tooltip=folium.GeoJsonTooltip(fields=["kind", "z", "p", "events"]),
+        _tooltip_layer(
+            features,
+            ["kind", "z", "p", "events"],
+            lambda f: {"color": HOT if f["properties"]["kind"] == "hot" else COLD, "weight": 3, "fillOpacity": 0.15},
         ).add_to(group)
     return group
 
@@ -97,12 +119,13 @@ def build(evidence: Evidence, result: HotspotResult, js: str, css: str) -> foliu
     ).add_to(m)
     if evidence.districts:
         outlines = folium.FeatureGroup(name="Districts")
-        for district in evidence.districts:
-            folium.GeoJson(
-                district.geometry.__geo_interface__,
-                style_function=lambda f: {"color": "#777", "weight": 1, "dashArray": "4", "fill": False},
-                tooltip=district.name,
-            ).add_to(outlines)
+        features = [
+            {"type": "Feature", "geometry": d.geometry.__geo_interface__, "properties": {"name": d.name}}
+            for d in evidence.districts
+        ]
+        _tooltip_layer(
+            features, ["name"], lambda f: {"color": "#777", "weight": 1, "dashArray": "4", "fill": False}, labels=False
+        ).add_to(outlines)
         outlines.add_to(m)
     _areas_layer(evidence).add_to(m)
     _hotspot_layer(result).add_to(m)

@@ -86,7 +86,9 @@
     var ll = feature.geometry.coordinates;
     var marker = L.marker([ll[1], ll[0]], { icon: icon, title: label, alt: label, keyboard: true, riseOnHover: true });
     marker.setOpacity(0.3 + 0.7 * Math.min(1, p.weight));
-    marker.bindPopup(label);
+    var text = document.createElement("span");
+    text.textContent = label;  // Leaflet sets a string popup as HTML; the label is text
+    marker.bindPopup(text);
     return marker;
   }
 
