@@ -41,8 +41,20 @@ DEFAULTS: dict[str, Any] = {
     "TILE_ATTRIBUTION": "© OpenStreetMap contributors",
     "TILE_CACHE_DIR": None,
     "TILE_CACHE_DAYS": 30,
-    "TILE_MAX_ZOOM": 19,
+    # The cache's bound: past it, the tiles fetched on the oldest days are deleted first.
+    "TILE_CACHE_MAX_MB": 512,
+    # Only tiles meeting the service area's box widened by this margin, at these zoom levels, are
+    # served (and the map pages keep to them); the upstream never hears of any other.
+    "TILE_MARGIN_KM": 3,
+    "TILE_MIN_ZOOM": 8,
+    "TILE_MAX_ZOOM": 18,
+    # Tiles not in the cache, per client and for everyone (per worker with "memory://" storage):
+    # past either, 429 (a kept tile is still served). OpenStreetMap's tile policy forbids bulk
+    # downloads; "" turns a limit off.
+    "TILE_MISS_RATE_LIMIT": "60 per minute;600 per hour",
+    "TILE_UPSTREAM_RATE_LIMIT": "300 per minute;3000 per hour;20000 per day",
     "TILE_TIMEOUT_S": 5,
+    # Longest back-off after upstream failures in a row (the first is 2 s, then 4, 8, ...).
     "TILE_RETRY_AFTER_S": 60,
     "TILE_USER_AGENT": "mapsvc/0.1 (community safety map; tile proxy with on-disk cache)",
     # Where the quick-exit button and the Escape key send the phone (replacing this page).

@@ -34,7 +34,7 @@ SHIPPED = PROJECT_ROOT / "deploy" / "nginx" / "mapsvc.conf"
 FIRST, SECOND = "127.0.0.2", "127.0.0.3"
 CONTROL_CLIENT = "127.0.0.4"
 CONTROL_PATH = "/nginx-control-probe"
-TILE = "/tiles/15/23170/12006.png"
+TILE = "/tiles/15/23171/12056.png"  # central Bishkek, in the service area
 PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 64
 
 #: A self-signed certificate for the shipped server name and for the address the clients dial.

@@ -21,10 +21,13 @@ import logging
 import math
 import secrets
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any, cast
 
 from flask import Flask, current_app, request
 from flask_limiter import Limiter, RateLimitExceeded
+from limits import RateLimitItem, parse_many
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.wrappers import Response
 
@@ -100,6 +103,30 @@ def too_many_requests(error: RateLimitExceeded) -> tuple[Response | str, int, di
     now = time.time()
     _, end = windows.window_of(error.limit.limit, now)
     return body, status, {"Retry-After": str(max(1, math.ceil(end - now)))}
+
+
+@dataclass(frozen=True)
+class _Spent:
+    """What RateLimitExceeded reads of a limit: which one was spent, and no message of its own."""
+
+    limit: RateLimitItem
+    error_message: None = None
+
+
+def count_request(limit: str, scope: str, key: str) -> None:
+    """Count one request of ``key`` against ``limit`` ("" for none); raise RateLimitExceeded when it is spent.
+
+    For limits that only some requests of an endpoint pay (a tile fetched from the upstream, not
+    one served from the cache), in the same store and clock windows as the limiter's own.
+    """
+    limiter: Limiter = current_app.extensions["mapsvc.limiter"]
+    if not limiter.enabled or not limit:
+        return
+    prefix = current_app.config.get("RATELIMIT_KEY_PREFIX") or ""
+    identifiers = [part for part in (prefix, key, scope) if part]
+    for item in parse_many(limit):
+        if not limiter.limiter.hit(item, *identifiers):
+            raise RateLimitExceeded(cast(Any, _Spent(item)))
 
 
 def init_app(app: Flask) -> None:
