@@ -67,6 +67,9 @@ DEFAULTS: dict[str, Any] = {
     # How many events (the heaviest first) the map asks for per refresh: sized for 2G; the
     # status line says when more match, and the heat still counts them all.
     "MAP_EVENT_LIMIT": 400,
+    # Strict-Transport-Security on answers over https (never over http): browsers that came once
+    # keep to https this long, in seconds; 0 turns it off.
+    "HSTS_MAX_AGE_S": 31536000,
     # Accounts. Sign-in cookies are Secure unless turned off (browsers accept Secure cookies on
     # http://localhost and 127.0.0.1); a Secure cookie gets the __Host- prefix.
     "SESSION_COOKIE_SECURE": True,
