@@ -41,8 +41,20 @@ DEFAULTS: dict[str, Any] = {
     "TILE_ATTRIBUTION": "© OpenStreetMap contributors",
     "TILE_CACHE_DIR": None,
     "TILE_CACHE_DAYS": 30,
-    "TILE_MAX_ZOOM": 19,
+    # The cache's bound: past it, the tiles fetched on the oldest days are deleted first.
+    "TILE_CACHE_MAX_MB": 512,
+    # Only tiles meeting the service area's box widened by this margin, at these zoom levels, are
+    # served (and the map pages keep to them); the upstream never hears of any other.
+    "TILE_MARGIN_KM": 3,
+    "TILE_MIN_ZOOM": 8,
+    "TILE_MAX_ZOOM": 18,
+    # Tiles not in the cache, per client and for everyone (per worker with "memory://" storage):
+    # past either, 429 (a kept tile is still served). OpenStreetMap's tile policy forbids bulk
+    # downloads; "" turns a limit off.
+    "TILE_MISS_RATE_LIMIT": "60 per minute;600 per hour",
+    "TILE_UPSTREAM_RATE_LIMIT": "300 per minute;3000 per hour;20000 per day",
     "TILE_TIMEOUT_S": 5,
+    # Longest back-off after upstream failures in a row (the first is 2 s, then 4, 8, ...).
     "TILE_RETRY_AFTER_S": 60,
     "TILE_USER_AGENT": "mapsvc/0.1 (community safety map; tile proxy with on-disk cache)",
     # Where the quick-exit button and the Escape key send the phone (replacing this page).
@@ -55,6 +67,9 @@ DEFAULTS: dict[str, Any] = {
     # How many events (the heaviest first) the map asks for per refresh: sized for 2G; the
     # status line says when more match, and the heat still counts them all.
     "MAP_EVENT_LIMIT": 400,
+    # Strict-Transport-Security on answers over https (never over http): browsers that came once
+    # keep to https this long, in seconds; 0 turns it off.
+    "HSTS_MAX_AGE_S": 31536000,
     # Accounts. Sign-in cookies are Secure unless turned off (browsers accept Secure cookies on
     # http://localhost and 127.0.0.1); a Secure cookie gets the __Host- prefix.
     "SESSION_COOKIE_SECURE": True,
@@ -81,6 +96,10 @@ DEFAULTS: dict[str, Any] = {
     "RATELIMIT_STORAGE_URI": "memory://",
     "LOGIN_RATE_LIMIT": "10 per minute;60 per hour",
     "INTAKE_RATE_LIMIT": "30 per minute;300 per hour",
+    # Reads of the map's data (/api/layers, /api/heat, the OGC API) by anonymous clients, per
+    # address: a phone asks twice a minute and twice per move of the map; several phones behind
+    # one carrier's address share it. Signed-in staff and API tokens are not limited; "" turns it off.
+    "READ_RATE_LIMIT": "120 per minute;3000 per hour",
     # Burst hold: past this many reports from one source (the same hashed address) in the window,
     # its further reports wait for a moderator instead of appearing. Sized for many phones behind
     # one mobile carrier's address and for an offline queue sent at once; "" turns it off.

@@ -34,7 +34,7 @@ SHIPPED = PROJECT_ROOT / "deploy" / "nginx" / "mapsvc.conf"
 FIRST, SECOND = "127.0.0.2", "127.0.0.3"
 CONTROL_CLIENT = "127.0.0.4"
 CONTROL_PATH = "/nginx-control-probe"
-TILE = "/tiles/15/23170/12006.png"
+TILE = "/tiles/15/23171/12056.png"  # central Bishkek, in the service area
 PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 64
 
 #: A self-signed certificate for the shipped server name and for the address the clients dial.
@@ -118,15 +118,34 @@ class Nginx:
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30, source_address=(source, 0))
         return _status(connection, method, path, body, {})
 
+    def hsts(
+        self, source: str, method: str, path: str, body: bytes | None = None, port: int | None = None
+    ) -> list[str]:
+        """Send one request (over TLS, or plain http to ``port``); return its Strict-Transport-Security headers."""
+        if port is None:
+            connection: http.client.HTTPConnection = http.client.HTTPSConnection(
+                "127.0.0.1", self.https_port, timeout=30, source_address=(source, 0), context=self.tls
+            )
+        else:
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30, source_address=(source, 0))
+        return _exchange(connection, method, path, body, {})[1]
+
 
 def _status(connection: http.client.HTTPConnection, method: str, path: str, body: bytes | None, headers) -> int:
+    return _exchange(connection, method, path, body, headers)[0]
+
+
+def _exchange(
+    connection: http.client.HTTPConnection, method: str, path: str, body: bytes | None, headers
+) -> tuple[int, list[str]]:
+    """Send one request; return the status and the answer's Strict-Transport-Security headers."""
     try:
         if body is not None:
             headers = {"Content-Type": "application/json", **headers}
         connection.request(method, path, body, headers)
         response = connection.getresponse()
         response.read()
-        return response.status
+        return response.status, response.headers.get_all("Strict-Transport-Security") or []
     finally:
         connection.close()
 
@@ -199,11 +218,32 @@ class Through:
     """What nginx answered, and every file it and mapsvc wrote, after the traffic below."""
 
     statuses: dict[str, list[int]]
+    hsts: dict[str, list[str]]
     nginx_logs: dict[str, str]
     nginx_files: list[str]
     mapsvc_log: str
     window: tuple[float, float]
     code: str
+
+
+def _hsts(nginx: Nginx, mapsvc: int) -> dict[str, list[str]]:
+    """Return the Strict-Transport-Security headers of answers over https, over http, and from mapsvc itself."""
+    return {
+        "https": nginx.hsts(SECOND, "GET", TILE),
+        "nginx's own error": nginx.hsts(SECOND, "POST", "/api/reports", b"{" + b" " * 20_000 + b"}"),
+        "plain http": nginx.hsts(SECOND, "GET", TILE, port=nginx.http_port),
+        # gunicorn takes the scheme from 127.0.0.1's X-Forwarded-Proto, as nginx sends it.
+        "mapsvc told https": _exchange(
+            http.client.HTTPConnection("127.0.0.1", mapsvc, timeout=30),
+            "GET",
+            TILE,
+            None,
+            {"X-Forwarded-Proto": "https"},
+        )[1],
+        "mapsvc over http": _exchange(
+            http.client.HTTPConnection("127.0.0.1", mapsvc, timeout=30), "GET", TILE, None, {}
+        )[1],
+    }
 
 
 def _traffic(nginx: Nginx, code: str) -> dict[str, list[int]]:
@@ -251,13 +291,15 @@ def through(migrated_template, tmp_path_factory) -> Iterator[Through]:
             time.sleep(1.1)  # mapsvc's start-up lines carry earlier seconds than any request
             started = time.time()
             statuses = {"control": control, **_traffic(nginx, code)}
+            hsts = _hsts(nginx, upstream)
             ended = time.time()
             time.sleep(1.1)  # and its shutdown lines later ones
         statuses["mapsvc down"] = [nginx.send(FIRST, "GET", TILE)]
+        hsts["mapsvc down"] = nginx.hsts(FIRST, "GET", TILE)
         stop_nginx(nginx)
         logs = {p.name: p.read_text() for p in sorted(nginx.logs.iterdir())}
         files = [str(p.relative_to(folder)) for p in (folder / "run").rglob("*") if p.is_file()]
-        yield Through(statuses, logs, files, (folder / "mapsvc.log").read_text(), (started, ended), code)
+        yield Through(statuses, hsts, logs, files, (folder / "mapsvc.log").read_text(), (started, ended), code)
     finally:
         if nginx is not None:
             stop_nginx(nginx)
@@ -286,6 +328,20 @@ def test_a_forwarded_for_of_the_clients_own_picks_no_other_key(through):
     # The first stays refused under a stranger's address; the second is not refused as the first.
     assert through.statuses["first as a stranger"] == [429]
     assert through.statuses["second as first"] == [201]
+
+
+def test_every_answer_over_https_carries_one_hsts_header_and_plain_http_none(through):
+    # mapsvc's own copy is hidden: one header, not two; nginx's errors and a 502 carry it too.
+    one = ["max-age=31536000"]
+    assert through.hsts["https"] == one
+    assert through.hsts["nginx's own error"] == one
+    assert through.hsts["mapsvc down"] == one
+    assert through.hsts["plain http"] == []
+
+
+def test_mapsvc_sends_hsts_when_its_proxy_says_https_and_not_over_plain_http(through):
+    assert through.hsts["mapsvc told https"] == ["max-age=31536000"]
+    assert through.hsts["mapsvc over http"] == []
 
 
 def test_the_shipped_file_replaces_the_forwarded_address():

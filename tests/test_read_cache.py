@@ -9,7 +9,7 @@ import pytest
 
 from mapsvc import create_app
 from mapsvc.core.policy import DEFAULT_POLICIES
-from mapsvc.web.readcache import Answer, ReadCache
+from mapsvc.web.readcache import ENTRY_OVERHEAD_BYTES, Answer, ReadCache
 from tests.conftest import BISHKEK, NOW
 from tests.helpers import heat_cells, iso, layer_ids, parse_iso, post_device
 
@@ -82,11 +82,11 @@ def test_reads_of_now_are_answered_for_now_rounded_down(other_client, clock, cli
     assert parse_iso(uncached.get("/api/layers").get_json()["at"]) == NOW + timedelta(seconds=17)
 
 
-def test_a_given_moment_is_answered_as_asked(clock, client):
+def test_a_given_moment_is_answered_rounded_down_as_now_is(clock, client):
     clock.now = NOW + timedelta(seconds=17)
-    at = NOW + timedelta(seconds=13)
+    at = NOW + timedelta(seconds=3)
 
-    assert parse_iso(client.get("/api/heat", query_string={"at": iso(at)}).get_json()["at"]) == at
+    assert parse_iso(client.get("/api/heat", query_string={"at": iso(at)}).get_json()["at"]) == NOW
 
 
 def test_the_answer_moves_on_with_the_clock(clock, client):
@@ -101,7 +101,7 @@ def test_the_answer_moves_on_with_the_clock(clock, client):
 
 
 def test_the_cache_keeps_to_its_byte_bound_dropping_the_least_recent():
-    cache = ReadCache(max_bytes=4000)
+    cache = ReadCache(max_bytes=4 * (900 + ENTRY_OVERHEAD_BYTES) + 100)  # room for four
     for i in range(10):
         cache.put(i, Answer.of(bytes(900)))
     assert cache.get(0) is None

@@ -52,18 +52,18 @@ def upstream(app_config, tmp_path):
 
 
 def test_a_tile_comes_from_the_upstream_and_then_from_the_cache(upstream, client, tmp_path):
-    first = client.get("/tiles/12/3050/1520.png")
-    second = client.get("/tiles/12/3050/1520.png")
+    first = client.get("/tiles/12/2896/1507.png")
+    second = client.get("/tiles/12/2896/1507.png")
 
     assert first.status_code == second.status_code == 200
     assert first.mimetype == "image/png" and first.get_data() == PNG == second.get_data()
-    assert [path for path, _ in upstream.requests] == ["/12/3050/1520.png"]
-    assert (tmp_path / "tiles" / "12" / "3050" / "1520.png").read_bytes() == PNG
+    assert [path for path, _ in upstream.requests] == ["/12/2896/1507.png"]
+    assert (tmp_path / "tiles" / "12" / "2896" / "1507.png").read_bytes() == PNG
 
 
 def test_the_upstream_sees_nothing_of_the_client(upstream, client):
     client.get(
-        "/tiles/3/1/2.png",
+        "/tiles/12/2896/1507.png",
         headers={
             "X-Forwarded-For": "203.0.113.9",
             "Cookie": "lang=ru",
@@ -99,24 +99,24 @@ def test_an_unreachable_upstream_gives_a_quick_503(app_config, client, tmp_path)
     )
     tiles.reset_upstream_state()
 
-    response = client.get("/tiles/1/0/0.png")
+    response = client.get("/tiles/12/2896/1507.png")
 
     assert response.status_code == 503 and response.is_json
     tiles.reset_upstream_state()
 
 
 def test_a_cached_tile_is_served_while_the_upstream_is_down(app_config, client, tmp_path):
-    cached = tmp_path / "cache" / "2" / "1" / "1.png"
+    cached = tmp_path / "cache" / "12" / "2896" / "1507.png"
     cached.parent.mkdir(parents=True)
     cached.write_bytes(PNG)
     client.application.config.update(
         TILE_URL="http://127.0.0.1:9/{z}/{x}/{y}.png", TILE_CACHE_DIR=str(tmp_path / "cache")
     )
 
-    assert client.get("/tiles/2/1/1.png").get_data() == PNG
+    assert client.get("/tiles/12/2896/1507.png").get_data() == PNG
 
 
 def test_no_tiles_when_none_are_configured(app_config, client):
     client.application.config["TILE_URL"] = ""
 
-    assert client.get("/tiles/1/0/0.png").status_code == 404
+    assert client.get("/tiles/12/2896/1507.png").status_code == 404

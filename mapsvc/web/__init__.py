@@ -48,6 +48,7 @@ def init_app(app: Flask) -> None:
     app.before_request(sessions.check_csrf)
     errors.init_app(app)
     readcache.init_app(app)
+    tiles.init_app(app)
     names.init_app(app)
     delivery.init_app(app)
     holds.init_app(app)

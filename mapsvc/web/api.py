@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -127,24 +128,34 @@ def delete_report(report_id: str) -> Response:
 
 
 def _moment(s: Settings) -> datetime:
-    """Return the ``at`` parameter, checked against the clock and the retained history."""
+    """Return the ``at`` parameter, checked against the clock and the retained history.
+
+    Any moment is rounded down as "now" is (``READ_CACHE_S``): moments a few seconds apart draw
+    the same map, and share one cached answer instead of each costing a query and a cache entry.
+    """
     now = s.now()
-    at = rounded_now(now) if not request.args.get("at") else parse.moment(request.args["at"], "at")
+    at = now if not request.args.get("at") else parse.moment(request.args["at"], "at")
     if at > now + s.clock_skew:
         raise InvalidInput(_("at must not lie in the future"), "at", status=400)
     if at < oldest_readable(now, s.retention, s.policies.values(), s.threshold):
         raise InvalidInput(_("at is older than the history this service keeps"), "at", status=400)
-    return min(at, now)
+    return rounded_now(min(at, now))
 
 
 def _since(at: datetime, s: Settings) -> datetime | None:
-    """Return the ``since`` parameter: list the events of [since, at], faded ones too."""
+    """Return the ``since`` parameter: list the events of [since, at], faded ones too.
+
+    Raised to the next start of a time bucket that any category can have: the same events, and
+    one cached answer for every ``since`` between two such starts.
+    """
     if not request.args.get("since"):
         return None
     since = parse.moment(request.args["since"], "since")
     if since >= at or at - since > timedelta(days=31):
         raise InvalidInput(_("since must lie before at, and at most 31 days before it"), "since", status=400)
-    return since
+    step = math.gcd(*(p.bucket_s for p in s.policies.values()))
+    seconds = math.ceil(since.timestamp())
+    return datetime.fromtimestamp(seconds + (-seconds) % step, UTC)
 
 
 def _threshold_since(at: datetime, since: datetime, policies: list[CategoryPolicy], threshold: float) -> float:

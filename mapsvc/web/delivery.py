@@ -1,5 +1,8 @@
 """How every response leaves: security headers, a per-response CSP nonce, gzip, cache lifetimes.
 
+An answer over https (``request.is_secure``: the scheme gunicorn takes from the trusted proxy's
+``X-Forwarded-Proto``) tells the browser to come back over https only (``HSTS_MAX_AGE_S``).
+
 Pages load nothing from other hosts: the Content-Security-Policy allows only this origin, and
 inline scripts (folium's map set-up) run only with the nonce drawn for that one response.
 Static assets get content-hashed URLs (``?v=<hash>``) so they can be cached for a year.
@@ -67,6 +70,10 @@ def security_headers(response: Response) -> Response:
     headers["Permissions-Policy"] = PERMISSIONS
     headers["Cross-Origin-Opener-Policy"] = "same-origin"
     headers["Cross-Origin-Resource-Policy"] = "same-origin"
+    max_age = int(current_app.config["HSTS_MAX_AGE_S"])
+    if request.is_secure and max_age > 0:
+        # Only over https: browsers ignore it over http, and a plain-http test server must stay usable.
+        headers["Strict-Transport-Security"] = f"max-age={max_age}"
     return response
 
 

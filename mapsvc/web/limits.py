@@ -21,19 +21,36 @@ import logging
 import math
 import secrets
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any, cast
 
 from flask import Flask, current_app, request
 from flask_limiter import Limiter, RateLimitExceeded
+from limits import RateLimitItem, parse_many
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.wrappers import Response
 
+from mapsvc.core.roles import Role
 from mapsvc.web import windows
 from mapsvc.web.errors import handle_http_error
+from mapsvc.web.identity import current_identity
 
 #: The endpoints each limit covers (POST only): sign-in steps, and report intake.
 LOGIN_ENDPOINTS = ("auth.login_submit", "auth.second_factor_submit", "auth.invite_submit")
 INTAKE_ENDPOINTS = ("api.create_report", "pages.report_submit")
+#: The public reads that cost a query, limited together for anonymous clients (READ_RATE_LIMIT).
+READ_ENDPOINTS = (
+    "api.layers",
+    "api.heat",
+    "ogc.landing",
+    "ogc.conformance",
+    "ogc.openapi",
+    "ogc.collections",
+    "ogc.collection",
+    "ogc.items",
+    "ogc.item",
+)
 
 #: Shortest ``LIMIT_KEY_SECRET`` accepted, in characters.
 SECRET_MIN_LENGTH = 32
@@ -102,6 +119,35 @@ def too_many_requests(error: RateLimitExceeded) -> tuple[Response | str, int, di
     return body, status, {"Retry-After": str(max(1, math.ceil(end - now)))}
 
 
+@dataclass(frozen=True)
+class _Spent:
+    """What RateLimitExceeded reads of a limit: which one was spent, and no message of its own."""
+
+    limit: RateLimitItem
+    error_message: None = None
+
+
+def count_request(limit: str, scope: str, key: str) -> None:
+    """Count one request of ``key`` against ``limit`` ("" for none); raise RateLimitExceeded when it is spent.
+
+    For limits that only some requests of an endpoint pay (a tile fetched from the upstream, not
+    one served from the cache), in the same store and clock windows as the limiter's own.
+    """
+    limiter: Limiter = current_app.extensions["mapsvc.limiter"]
+    if not limiter.enabled or not limit:
+        return
+    prefix = current_app.config.get("RATELIMIT_KEY_PREFIX") or ""
+    identifiers = [part for part in (prefix, key, scope) if part]
+    for item in parse_many(limit):
+        if not limiter.limiter.hit(item, *identifiers):
+            raise RateLimitExceeded(cast(Any, _Spent(item)))
+
+
+def _signed_in() -> bool:
+    """Return whether the requester has an account (staff, peers and their API tokens read unlimited)."""
+    return current_identity().role is not Role.ANONYMOUS
+
+
 def init_app(app: Flask) -> None:
     """Set up the address keys and Flask-Limiter, and put the login and intake limits on their endpoints.
 
@@ -120,7 +166,9 @@ def init_app(app: Flask) -> None:
         limiter_log.addFilter(HideLimitKeys())
     login = limiter.shared_limit(lambda: str(current_app.config["LOGIN_RATE_LIMIT"]), "login", methods=["POST"])
     intake = limiter.shared_limit(lambda: str(current_app.config["INTAKE_RATE_LIMIT"]), "intake", methods=["POST"])
-    for endpoints, limit in ((LOGIN_ENDPOINTS, login), (INTAKE_ENDPOINTS, intake)):
+    # Every method: a HEAD runs the same query as a GET.
+    reads = limiter.shared_limit(lambda: str(current_app.config["READ_RATE_LIMIT"]), "read", exempt_when=_signed_in)
+    for endpoints, limit in ((LOGIN_ENDPOINTS, login), (INTAKE_ENDPOINTS, intake), (READ_ENDPOINTS, reads)):
         for endpoint in endpoints:
             # The limit is checked by the wrapper, so the wrapper must be what the route calls.
             app.view_functions[endpoint] = limit(app.view_functions[endpoint])  # type: ignore[assignment]

@@ -11,6 +11,8 @@ from typing import cast
 import folium
 from flask import url_for
 
+from mapsvc.web.tiles import tile_view
+
 
 def _local_assets(m: folium.Map) -> None:
     """Point folium at the vendored Leaflet and drop the CDN extras the page does not use."""
@@ -51,7 +53,29 @@ def build_map(bounds: tuple[float, float, float, float], tiles: bool = False, at
     )
     _local_assets(m)
     if tiles:
-        template = url_for("tiles.tile", z="0", x="0", y="0").replace("/0/0/0.png", "/{z}/{x}/{y}.png")
-        folium.TileLayer(tiles=template, attr=attribution, name="base", max_zoom=19, min_zoom=3).add_to(m)
+        _add_tiles(m, attribution)
     m.fit_bounds([[min_lat, min_lon], [max_lat, max_lon]])
     return m
+
+
+def _add_tiles(m: folium.Map, attribution: str) -> None:
+    """Add the proxy's tiles, and keep the map to the box and zoom levels the proxy serves.
+
+    Leaflet asks only for tiles overlapping the layer's ``bounds`` at the layer's zoom levels,
+    and the map cannot be moved out of ``maxBounds`` nor zoomed past the levels: so a person
+    never sees a refused (broken) tile, only the plain background beyond the box at low zoom.
+    """
+    view = tile_view()
+    west, south, east, north = view.box
+    box = [[south, west], [north, east]]
+    template = url_for("tiles.tile", z="0", x="0", y="0").replace("/0/0/0.png", "/{z}/{x}/{y}.png")
+    folium.TileLayer(
+        tiles=template,
+        attr=attribution,
+        name="base",
+        min_zoom=view.min_zoom,
+        max_zoom=view.max_zoom,
+        max_native_zoom=view.max_zoom,
+        bounds=box,
+    ).add_to(m)
+    m.options.update(min_zoom=view.min_zoom, max_zoom=view.max_zoom, max_bounds=box, max_bounds_viscosity=1.0)

@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask import Blueprint, Response, render_template, request, url_for
+from flask_babel import get_locale
 from flask_babel import gettext as _
 
 from mapsvc.core.policy import CategoryPolicy
@@ -211,7 +212,9 @@ def _query(s: Settings, policy: CategoryPolicy, at: datetime, history: bool) -> 
 
 
 def _page_link(rel: str, offset: int, title: str) -> dict[str, str]:
-    values = {k: v for k, v in request.args.items() if k != "offset"}
+    values = {k: v for k, v in request.args.items() if k not in ("offset", "lang")}
+    if "lang" in request.args:
+        values["lang"] = str(get_locale())  # the page's language, whatever spelling asked for it
     values["offset"] = str(offset)
     return _link(request.endpoint or "ogc.items", rel, GEOJSON, title, **request.view_args or {}, **values)
 
@@ -272,7 +275,7 @@ def items(collection_id: str) -> Response:
         body = _items_body(s, policy, at)
         title = str(CATEGORY_NAMES.get(policy.name, policy.name))
         return Response(render_template("ogc.html", doc=body, title=title), mimetype="text/html")
-    key = ("ogc-items", request.host_url, collection_id, tuple(sorted(request.args.items(multi=True))), at)
+    key = ("ogc-items", request.host_url, collection_id, *_canonical_query(), at)
     answer = _cached(key, lambda: _items_body(s, policy, at))
     response = Response(answer.body, mimetype=GEOJSON)
     response.set_etag(answer.etag)
@@ -280,6 +283,16 @@ def items(collection_id: str) -> Response:
     response.gzipped = answer.gzipped  # type: ignore[attr-defined]  # read by delivery.compress
     response.make_conditional(request)
     return response
+
+
+def _canonical_query() -> tuple[Any, ...]:
+    """Return what an items answer depends on of the query: first values, and the language it is in.
+
+    Not the ``lang`` asked for: any value of it, or a repeated parameter, would otherwise be a new
+    cache entry and a new query for the same answer.
+    """
+    args = tuple(sorted((k, v) for k, v in request.args.items() if k != "lang"))
+    return args, "lang" in request.args, str(get_locale())
 
 
 def _cached(key: tuple[Any, ...], build: Any) -> Answer:

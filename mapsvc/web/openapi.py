@@ -25,6 +25,7 @@ def _error_responses(*codes: int) -> dict[str, Any]:
         404: "Not found",
         413: "Body too large",
         422: "A field failed its checks",
+        429: "Too many requests from this address; retry after the Retry-After seconds",
         503: "The database is unreachable or busy; retry after the Retry-After seconds",
     }
     return {
@@ -42,7 +43,11 @@ def _query(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any
 
 _VIEW_PARAMETERS = [
     _query("bbox", "minLon,minLat,maxLon,maxLat in WGS84 degrees; default the service area", {"type": "string"}),
-    _query("at", "ISO 8601 moment to show the map as it was; default now", {"type": "string", "format": "date-time"}),
+    _query(
+        "at",
+        "ISO 8601 moment to show the map as it was, rounded down to the read cache's seconds; default now",
+        {"type": "string", "format": "date-time"},
+    ),
     _query("category", "comma-separated categories; default all", {"type": "string"}),
 ]
 
@@ -306,7 +311,7 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                     "responses": {
                         "200": _ok("GeoJSON events", "Layers"),
                         "304": {"description": "Not modified"},
-                        **_error_responses(400),
+                        **_error_responses(400, 429),
                     },
                 }
             },
@@ -324,7 +329,7 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                     "responses": {
                         "200": _ok("GeoJSON cells", "Heat"),
                         "304": {"description": "Not modified"},
-                        **_error_responses(400),
+                        **_error_responses(400, 429),
                     },
                 }
             },

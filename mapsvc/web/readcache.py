@@ -7,7 +7,10 @@ withdrawal or a moderator's decision shows at the next read. Reads of "now" are 
 ``now`` rounded down to ``READ_CACHE_S`` seconds (the map refreshes every minute; decay over a
 few seconds does not change what it draws), so that the phones of one city share answers.
 
-Nothing here is written to disk; the keys hold only the query (view, moment, categories).
+Nothing here is written to disk; the keys hold only the query (view, moment, categories), in a
+canonical form where several spellings ask the same (a moment rounded down, the page language
+the answer is in rather than the ``lang`` asked for), so that varying them neither escapes the
+cache nor fills it.
 """
 
 from __future__ import annotations
@@ -43,8 +46,13 @@ class Answer:
         return self._packed
 
 
+#: What one entry costs besides its body (key, answer, tag, the map's own), in bytes: counted, so
+#: that a flood of small answers (an empty view at many moments) cannot grow the cache unbounded.
+ENTRY_OVERHEAD_BYTES = 1024
+
+
 class ReadCache:
-    """A least-recently-used map of keys to answers, bounded in bytes (of plain bodies)."""
+    """A least-recently-used map of keys to answers, bounded in bytes (bodies plus each entry's overhead)."""
 
     def __init__(self, max_bytes: int) -> None:
         self.max_bytes = max_bytes
@@ -60,17 +68,22 @@ class ReadCache:
                 self._bodies.move_to_end(key)
             return body
 
+    def __len__(self) -> int:
+        """Return how many answers are kept."""
+        return len(self._bodies)
+
     def put(self, key: Hashable, answer: Answer) -> None:
         """Keep ``answer`` for ``key``, dropping the least recently used beyond the byte bound."""
         if len(answer.body) > self.max_bytes // 4:
             return  # one huge answer must not flush every other
+        cost = _cost(answer)
         with self._lock:
             old = self._bodies.pop(key, None)
-            self._size += len(answer.body) - (len(old.body) if old is not None else 0)
+            self._size += cost - (_cost(old) if old is not None else 0)
             self._bodies[key] = answer
             while self._size > self.max_bytes:
                 _, dropped = self._bodies.popitem(last=False)
-                self._size -= len(dropped.body)
+                self._size -= _cost(dropped)
 
     def answer(self, key: Hashable, build: Callable[[], bytes]) -> Answer:
         """Return the answer for ``key``, building and keeping it when missing."""
@@ -79,6 +92,11 @@ class ReadCache:
             answer = Answer.of(build())
             self.put(key, answer)
         return answer
+
+
+def _cost(answer: Answer) -> int:
+    """Return what keeping ``answer`` costs in the bound, in bytes."""
+    return len(answer.body) + ENTRY_OVERHEAD_BYTES
 
 
 def quantum_s() -> int:
