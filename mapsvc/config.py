@@ -99,7 +99,7 @@ DEFAULTS: dict[str, Any] = {
     # Reads of the map's data (/api/layers, /api/heat, the OGC API) by anonymous clients, per
     # address: a phone asks twice a minute and twice per move of the map; several phones behind
     # one carrier's address share it. Signed-in staff and API tokens are not limited; "" turns it off.
-    "READ_RATE_LIMIT": "120 per minute;3000 per hour",
+    "READ_RATE_LIMIT": "600 per minute;12000 per hour",
     # Burst hold: past this many reports from one source (the same hashed address) in the window,
     # its further reports wait for a moderator instead of appearing. Sized for many phones behind
     # one mobile carrier's address and for an offline queue sent at once; "" turns it off.
