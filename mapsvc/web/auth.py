@@ -40,6 +40,7 @@ from mapsvc.store.logins import (
     revoke_token,
 )
 from mapsvc.web.identity import current_identity
+from mapsvc.web.redirects import local_path, safe_next
 from mapsvc.web.sessions import (
     account_policy,
     clear_login_cookie,
@@ -52,13 +53,6 @@ from mapsvc.web.sessions import (
 bp = Blueprint("auth", __name__)
 
 Page = tuple[str, int]
-
-
-def safe_next(value: str | None) -> str:
-    """Return a local path to go on to after signing in (never another site), default the account."""
-    if value and value.startswith("/") and not value.startswith(("//", "/\\")):
-        return value
-    return url_for("auth.account")
 
 
 def qr_svg(uri: str) -> Markup:
@@ -75,11 +69,12 @@ def _signed_in(token: str, pending: bool, target: str) -> Response:
 @bp.get("/login")
 def login() -> str | Response:
     """Show the sign-in form (or go on, when already signed in or half-way)."""
+    next_path = local_path(request.args.get("next")) or ""
     if g.get("pending_account_id"):
-        return redirect(url_for("auth.second_factor", next=request.args.get("next", "")), 303)
+        return redirect(url_for("auth.second_factor", next=next_path), 303)
     if current_identity().account_id is not None:
-        return redirect(safe_next(request.args.get("next")), 303)
-    return render_template("auth/login.html", next=request.args.get("next", ""), welcome=request.args.get("welcome"))
+        return redirect(safe_next(next_path), 303)
+    return render_template("auth/login.html", next=next_path, welcome=request.args.get("welcome"))
 
 
 @bp.post("/login")
@@ -87,7 +82,7 @@ def login_submit() -> Page | Response:
     """Check the password; go on to the two-factor step when the account needs one."""
     require_same_origin()
     username, password = request.form.get("username", ""), request.form.get("password", "")
-    target = request.form.get("next", "")
+    target = local_path(request.form.get("next")) or ""
     if not username.strip() or not password:
         error = InvalidInput(_("username and password are required"), "username")
         return render_template("auth/login.html", next=target, error=error), error.status
@@ -116,7 +111,7 @@ def _pending_account() -> Any:
 
 
 def _second_factor_page(account: Any, error: MapsvcError | None = None, secret: str | None = None) -> Page:
-    context: dict[str, Any] = {"next": request.values.get("next", ""), "error": error}
+    context: dict[str, Any] = {"next": local_path(request.values.get("next")) or "", "error": error}
     if account.totp_secret is None:
         secret = secret or new_totp_secret()
         uri = totp_uri(secret, account.username)

@@ -22,6 +22,7 @@ from werkzeug.wrappers import Response
 from mapsvc.core.roles import Capability, Role
 from mapsvc.errors import Forbidden, SignInRequired
 from mapsvc.web.identity import current_identity
+from mapsvc.web.redirects import local_path
 
 log = logging.getLogger(__name__)
 
@@ -144,7 +145,7 @@ def enforce() -> Response | None:
         raise Forbidden(_("your role may not do this"))
     if request.path.startswith("/api/"):
         raise SignInRequired(_("sign in or send an API token to do this"))
-    return redirect(url_for("auth.login", next=request.full_path.rstrip("?")), 303)
+    return redirect(url_for("auth.login", next=local_path(request.full_path.rstrip("?"))), 303)
 
 
 def unchecked_endpoints(app: Flask) -> set[str]:
