@@ -73,6 +73,8 @@ PERMISSIONS: dict[str, Capability | str] = {
     "auth.tokens": C.OWN_ACCOUNT,
     "auth.token_create": C.OWN_ACCOUNT,
     "auth.token_revoke": C.OWN_ACCOUNT,
+    "reauth.confirm": C.OWN_ACCOUNT,
+    "reauth.confirm_submit": C.OWN_ACCOUNT,
     # administration (admin)
     "admin.index": C.MANAGE_ACCOUNTS,
     "admin.invitations": C.MANAGE_ACCOUNTS,
