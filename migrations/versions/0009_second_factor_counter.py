@@ -39,8 +39,8 @@ def upgrade() -> None:
 def downgrade() -> None:
     """Put the shared count and lock back (empty) and drop the new columns.
 
-    Sealed secrets stay sealed, and so the column stays wide: an earlier version cannot use them,
-    so turn two-factor off (or run an earlier version's set-up again) before going back.
+    Sealed secrets stay sealed (a migration has no key), so the column stays wide; an earlier
+    version cannot use them: turn two-factor off on every account before going back.
     """
     with op.batch_alter_table("login_sessions") as batch:
         batch.drop_column("fresh_until")
