@@ -61,7 +61,10 @@ def heat_rebuild() -> None:
 @with_appcontext
 def serve(host: str, port: int, workers: int, threads: int) -> None:
     """Run the service with gunicorn; no access log is written."""
+    from mapsvc.cli_accounts import require_usable_secrets
+
     require_current_schema()
+    require_usable_secrets()
     from gunicorn.app.base import BaseApplication
 
     # Flask types current_app as the app it stands for, so mypy does not know the proxy's method.
@@ -157,7 +160,7 @@ def prune_command(full: bool) -> None:
 
 def init_app(app: Flask) -> None:
     """Register the commands on the app's CLI (``flask --app mapsvc`` works too)."""
-    from mapsvc.cli_accounts import admin_group
+    from mapsvc.cli_accounts import accounts_group, admin_group
     from mapsvc.cli_advocacy import advocacy_group, districts_group
     from mapsvc.cli_import import import_command
     from mapsvc.cli_roads import roads_group
@@ -166,6 +169,7 @@ def init_app(app: Flask) -> None:
         app.cli.add_command(command)
     app.cli.add_command(districts_group)
     app.cli.add_command(advocacy_group)
+    app.cli.add_command(accounts_group)
 
 
 def _create_app(*_: Any) -> Flask:

@@ -1,4 +1,4 @@
-"""``mapsvc admin``: make the first admin account, and invitations, from the command line."""
+"""``mapsvc admin``: the first admin account and invitations; ``mapsvc accounts``: sealing TOTP secrets."""
 
 from __future__ import annotations
 
@@ -15,9 +15,11 @@ from mapsvc.settings import settings
 from mapsvc.store import get_store
 from mapsvc.store.accounts import create_account, has_admin, make_invitation
 from mapsvc.store.audit import record_action
+from mapsvc.store.totp import SecretBox, seal_all, secrets_problem
 from mapsvc.web.sessions import account_policy
 
 admin_group = click.Group("admin", help="Accounts: the first admin, and invitations.")
+accounts_group = click.Group("accounts", help="Accounts' stored secrets.")
 
 #: Who the audit log names for actions taken on the command line.
 CLI_ACTOR = "(command line)"
@@ -69,3 +71,28 @@ def admin_invite(role: str, days: int) -> None:
     click.echo(f"invitation for a {role}, valid {days} days (shown only now)")
     click.echo(f"code: {code}")
     click.echo(f"link: /invite/{code}")
+
+
+@accounts_group.command("encrypt-secrets")
+@with_appcontext
+def accounts_encrypt_secrets() -> None:
+    """Seal every TOTP secret with TOTP_ENCRYPTION_KEY: plain ones (from before 0009) and older keys' ones."""
+    require_current_schema()
+    box: SecretBox | None = current_app.extensions["mapsvc.totp_box"]
+    if box is None:
+        raise click.ClickException("TOTP_ENCRYPTION_KEY is not set; see the README (Two-factor)")
+    with get_store().writing() as session:
+        sealed, unreadable = seal_all(session, box)
+    click.echo(f"{sealed} TOTP secrets sealed with the current key")
+    if unreadable:
+        raise click.ClickException(f"{unreadable} TOTP secrets open with none of the configured keys; left as they are")
+
+
+def require_usable_secrets() -> None:
+    """Stop with a clear message when the TOTP key is missing or wrong for the stored secrets."""
+    with get_store().reader() as session:
+        problem = secrets_problem(
+            session, current_app.extensions["mapsvc.totp_box"], bool(current_app.config["REQUIRE_STAFF_TOTP"])
+        )
+    if problem:
+        raise click.ClickException(problem)

@@ -76,8 +76,25 @@ DEFAULTS: dict[str, Any] = {
     "LOGIN_SESSION_HOURS": 12,
     # A password-only step waiting for its two-factor code lives this long.
     "LOGIN_PENDING_MINUTES": 5,
-    "LOGIN_MAX_FAILURES": 5,
-    "LOGIN_LOCKOUT_MINUTES": 15,
+    # Wrong passwords per source address and username (Flask-Limiter syntax, clock windows):
+    # past them, that pair's passwords are not checked until the window ends. No account is
+    # ever locked for everyone ("" turns this off). See the README, "Passwords and sign-in".
+    "LOGIN_FAILURE_LIMIT": "5 per 15 minutes;10 per hour;20 per day",
+    # Two-factor codes have a count of their own: past TOTP_MAX_FAILURES wrong codes in a row, each
+    # further wrong one makes the account's codes wait twice as long, from TOTP_WAIT_MINUTES up to
+    # TOTP_WAIT_MAX_MINUTES; only a right code starts again.
+    "TOTP_MAX_FAILURES": 5,
+    "TOTP_WAIT_MINUTES": 1,
+    "TOTP_WAIT_MAX_MINUTES": 240,
+    # The key TOTP secrets are sealed with at rest (AES-256-GCM): 32 random bytes in URL-safe
+    # base64. Never a default: without it two-factor sign-in cannot be turned on. Keys that
+    # sealed earlier secrets go in TOTP_ENCRYPTION_OLD_KEYS until `mapsvc accounts
+    # encrypt-secrets` has sealed them again with the current one.
+    "TOTP_ENCRYPTION_KEY": None,
+    "TOTP_ENCRYPTION_OLD_KEYS": [],
+    # Security changes (two-factor, password, API tokens, roles, accounts, invitations) need a
+    # sign-in, or a confirmation with the password (and code), at most this many minutes old.
+    "REAUTH_MINUTES": 5,
     "PASSWORD_MIN_LENGTH": 12,
     "INVITATION_MAX_DAYS": 30,
     # Staff roles (moderator, planner, advocate, admin) must use TOTP two-factor sign-in.

@@ -13,6 +13,14 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 bash scripts/setup.sh
 
+# Two-factor sign-in seals TOTP secrets with TOTP_ENCRYPTION_KEY, which has no default: the demo
+# makes one, kept beside its database in instance/mapsvc.cfg (readable by this user only).
+if [[ -z "${MAPSVC_TOTP_ENCRYPTION_KEY:-}" ]] && ! grep -qs '^TOTP_ENCRYPTION_KEY' instance/mapsvc.cfg; then
+    mkdir -p instance
+    key=$(.venv/bin/python -c 'import base64, secrets; print(base64.urlsafe_b64encode(secrets.token_bytes(32)).decode())')
+    (umask 077 && printf 'TOTP_ENCRYPTION_KEY = "%s"\n' "$key" >>instance/mapsvc.cfg)
+fi
+
 .venv/bin/mapsvc db upgrade
 
 # Demo data only while the database holds no event, so a second run keeps what is there.

@@ -29,6 +29,9 @@ NOW = datetime(2026, 6, 15, 22, 30, tzinfo=UTC)
 #: A point in central Bishkek, inside the default service area.
 BISHKEK = (42.8746, 74.5698)
 
+#: The tests' TOTP_ENCRYPTION_KEY (32 bytes in URL-safe base64); production has no default.
+TOTP_KEY = "dGhlIHRlc3RzJyBUT1RQIGtleSwgMzIgYnl0ZXMgISE="
+
 
 class Clock:
     """A settable clock for the app under test."""
@@ -150,6 +153,7 @@ def app_config(tmp_path: Path, migrated_template: SqliteDatabases | PostgisDatab
         "ARGON2_PROFILE": "CHEAPEST",
         "RATELIMIT_ENABLED": False,
         "INTAKE_ANSWER_MS": 0,  # a fixed answer time is tested where it is the point
+        "TOTP_ENCRYPTION_KEY": TOTP_KEY,
     }
 
 

@@ -22,7 +22,7 @@ from mapsvc.core.roles import Role
 from mapsvc.store.accounts import create_account
 from mapsvc.store.models import Event, Report
 from mapsvc.web.sessions import account_policy
-from tests.conftest import BISHKEK, Clock
+from tests.conftest import BISHKEK, TOTP_KEY, Clock
 from tests.databases import PostgisDatabases, SqliteDatabases
 
 #: The atom cell (default heat resolution) that holds BISHKEK.
@@ -40,6 +40,7 @@ def build_app(directory: Path, databases: SqliteDatabases | PostgisDatabases, se
             "ARGON2_PROFILE": "CHEAPEST",
             "RATELIMIT_ENABLED": False,
             "INTAKE_ANSWER_MS": 0,
+            "TOTP_ENCRYPTION_KEY": TOTP_KEY,
             **config,
         }
     )

@@ -1,4 +1,4 @@
-"""Accounts through the web: invitations, passwords, lockout, throttling, sessions, CSRF, roles."""
+"""Accounts through the web: invitations, passwords, slowed-down guessing, throttling, sessions, CSRF, roles."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from mapsvc import create_app
 from mapsvc.store.models import Account, AuditEntry, LoginSession
+from mapsvc.web import windows
 from tests.conftest import BISHKEK
 from tests.helpers import PASSWORD, make_account, page_csrf_token, sign_in
 
@@ -126,7 +127,7 @@ def test_a_taken_username_is_refused_case_insensitively(app, admin):
     assert _accept(app.test_client(), code, username="ADMIN-1").status_code == 409
 
 
-# --- passwords and lockout ---------------------------------------------------------------------------
+# --- passwords and guessing ---------------------------------------------------------------------------
 
 
 def test_the_password_is_stored_as_argon2id_only(app, migrated_template):
@@ -166,17 +167,20 @@ def test_a_wrong_password_and_an_unknown_name_look_the_same(app, monkeypatch):
     assert verified == [1, 1]  # one argon2 verification each: the same work, the same time
 
 
-def test_too_many_wrong_passwords_lock_the_account_for_a_while(app, clock):
+def test_too_many_wrong_passwords_slow_down_their_source_not_the_account(app, monkeypatch):
+    """Wrong passwords wait per address and username (LOGIN_FAILURE_LIMIT); nobody else is locked out."""
     make_account(app, "peer", "river")
-    client = app.test_client()
-    for _ in range(app.config["LOGIN_MAX_FAILURES"]):
-        assert _login(client, "river", "wrong password guess").status_code == 401
+    guesser, owner = {"REMOTE_ADDR": "203.0.113.9"}, {"REMOTE_ADDR": "198.51.100.4"}
+    for _ in range(5):  # the first window: 5 per quarter hour
+        assert _login(app.test_client(), "river", "wrong password guess", environ_base=guesser).status_code == 401
 
-    locked = _login(client, "river")
-    clock.now += timedelta(minutes=app.config["LOGIN_LOCKOUT_MINUTES"], seconds=1)
-    later = _login(client, "river")
+    held = _login(app.test_client(), "river", environ_base=guesser)
+    elsewhere = _login(app.test_client(), "river", environ_base=owner)
+    monkeypatch.setattr(windows.time, "now", windows.time.now + 15 * 60)
+    later = _login(app.test_client(), "river", environ_base=guesser)
 
-    assert locked.status_code == 401
+    assert held.status_code == 401
+    assert elsewhere.status_code == 303
     assert later.status_code == 303
 
 

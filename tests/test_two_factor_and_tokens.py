@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from mapsvc import create_app
 from mapsvc.store.models import Account, ApiToken
+from mapsvc.store.totp import SecretBox
 from tests.conftest import BISHKEK
 from tests.helpers import PASSWORD, make_account, page_csrf_token, sign_in
 
@@ -19,6 +20,12 @@ from tests.helpers import PASSWORD, make_account, page_csrf_token, sign_in
 def _account(app, username: str) -> Account:
     with app.extensions["mapsvc.store"].reader() as session:
         return session.scalars(select(Account).where(Account.username == username)).one()
+
+
+def _opened_secret(app, username: str) -> str:
+    """Return the account's TOTP secret as the server opens it (it is stored sealed)."""
+    account = _account(app, username)
+    return SecretBox.from_config(app.config).open(account.totp_secret, account.id)
 
 
 def _secret(page: str) -> str:
@@ -91,15 +98,22 @@ def test_the_session_token_changes_when_the_second_factor_is_done(app, clock):
     assert stale.get("/api/me").get_json()["role"] == "anonymous"
 
 
-def test_wrong_codes_count_towards_the_lockout(app, clock):
+def test_wrong_codes_make_the_codes_wait(app, clock):
     client = app.test_client()
-    _turn_on(client, sign_in(client, app, "moderator", "river"), clock)
+    secret = _turn_on(client, sign_in(client, app, "moderator", "river"), clock)
+    clock.now += timedelta(minutes=1)
     phone = app.test_client()
     _password_step(phone, "river")
-    for _ in range(app.config["LOGIN_MAX_FAILURES"]):
-        _code_step(phone, "12345x")
+    wrong = [_code_step(phone, "12345x").status_code for _ in range(app.config["TOTP_MAX_FAILURES"])]
 
-    assert _account(app, "river").locked_until is not None
+    waiting = _code_step(phone, pyotp.TOTP(secret).at(clock.now))
+    clock.now += timedelta(minutes=app.config["TOTP_WAIT_MINUTES"], seconds=1)
+    after = _code_step(phone, pyotp.TOTP(secret).at(clock.now))
+
+    assert wrong == [401] * (app.config["TOTP_MAX_FAILURES"] - 1) + [429]
+    assert waiting.status_code == 429 and "too many wrong codes" in waiting.get_data(as_text=True)
+    assert after.status_code == 303
+    assert _account(app, "river").totp_failures == 0
 
 
 def test_a_wrong_set_up_code_leaves_two_factor_off(app, clock):
@@ -145,7 +159,7 @@ def test_when_staff_must_use_two_factor_it_is_set_up_at_sign_in(strict, clock):
     assert before == "anonymous"
     assert done.status_code == 303
     assert phone.get("/api/me").get_json()["role"] == "moderator"
-    assert _account(strict, "river").totp_secret == secret
+    assert _opened_secret(strict, "river") == secret
 
 
 def test_when_staff_must_use_two_factor_peers_need_not(strict):
@@ -168,7 +182,7 @@ def test_when_staff_must_use_two_factor_they_cannot_turn_it_off(strict, clock):
     )
 
     assert response.status_code == 409
-    assert _account(strict, "river").totp_secret == secret
+    assert _opened_secret(strict, "river") == secret
 
 
 # --- API tokens ----------------------------------------------------------------------------------------

@@ -1,7 +1,9 @@
-"""Accounts: invitations, pseudonymous accounts, passwords (argon2), lockout, roles, two-factor.
+"""Accounts: invitations, pseudonymous accounts, passwords (argon2), roles.
 
-Nothing here knows about the client: no address, no user agent. Invitation codes are stored as
-SHA-256, passwords as argon2id; times that need no precision are kept to the hour.
+Nothing here knows about the client: no address, no user agent. Wrong passwords are therefore
+not counted here: the web layer slows them down per source (:mod:`mapsvc.web.guessing`), and
+two-factor codes, with their own count, are in :mod:`mapsvc.store.totp`. Invitation codes are
+stored as SHA-256, passwords as argon2id; times that need no precision are kept to the hour.
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
 
-import pyotp
 from argon2 import PasswordHasher, profiles
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask_babel import gettext as _
@@ -30,17 +31,14 @@ USERNAME = re.compile(r"^\w[\w.-]{2,39}$")
 PASSWORD_MAX_LENGTH = 256
 #: Fewer different characters than this is a pattern, not a password ("aaaa...", "abab...").
 PASSWORD_MIN_DISTINCT = 6
-TOTP_STEP_S = 30
 
 
 @dataclass(frozen=True)
 class AccountPolicy:
-    """The organisation's rules for passwords, lockout and two-factor sign-in."""
+    """The organisation's rules for passwords and whether staff must use two-factor sign-in."""
 
     hasher: PasswordHasher
     min_length: int = 12
-    max_failures: int = 5
-    lockout: timedelta = timedelta(minutes=15)
     require_staff_totp: bool = False
 
 
@@ -184,37 +182,33 @@ def _verify(hasher: PasswordHasher, password_hash: str, password: str) -> bool:
 
 
 def authenticate(
-    session: Session, username: str, password: str, now: datetime, policy: AccountPolicy
+    session: Session, username: str, password: str, policy: AccountPolicy, throttled: bool = False
 ) -> Account | None:
-    """Return the account if the password is right and it is neither locked nor disabled.
+    """Return the account if the password is right and the account is not disabled.
 
-    An unknown name, a wrong password, a locked and a disabled account all answer None after
-    one argon2 verification, so neither the answer nor its time tells which it was.
+    ``throttled`` says the caller has seen too many wrong passwords for this name from this
+    source: then the password is not checked at all. An unknown name, a wrong password, a
+    throttled attempt and a disabled account all answer None after one argon2 verification, so
+    neither the answer nor its time tells which it was.
     """
     try:
         name = normal_username(username)
     except InvalidInput:
         name = ""
     account = session.scalars(select(Account).where(Account.username == name)).one_or_none()
-    if account is None or (account.locked_until is not None and account.locked_until > now):
+    if account is None or throttled:
         _verify(policy.hasher, _decoy_hash(policy.hasher), password)
         return None
-    if not _verify(policy.hasher, account.password_hash, password):
-        count_failure(account, now, policy)
+    if not _verify(policy.hasher, account.password_hash, password) or account.disabled:
         return None
-    if account.disabled:
-        return None
-    account.failed_logins, account.locked_until = 0, None
     if policy.hasher.check_needs_rehash(account.password_hash):
         account.password_hash = policy.hasher.hash(password)
     return account
 
 
-def count_failure(account: Account, now: datetime, policy: AccountPolicy) -> None:
-    """Count a failed password or code; lock the account after too many in a row."""
-    account.failed_logins += 1
-    if account.failed_logins >= policy.max_failures:
-        account.failed_logins, account.locked_until = 0, now + policy.lockout
+def password_matches(account: Account, password: str, policy: AccountPolicy) -> bool:
+    """Return whether ``password`` is the account's (one argon2 verification)."""
+    return _verify(policy.hasher, account.password_hash, password)
 
 
 def change_password(
@@ -238,57 +232,6 @@ def change_password(
 def needs_second_factor(account: Account, policy: AccountPolicy) -> bool:
     """Return whether signing in takes a TOTP code (or setting one up) after the password."""
     return account.totp_secret is not None or (policy.require_staff_totp and Role(account.role) in STAFF_ROLES)
-
-
-def new_totp_secret() -> str:
-    """Return a fresh base32 TOTP secret."""
-    return pyotp.random_base32()
-
-
-def totp_uri(secret: str, username: str, issuer: str = "mapsvc") -> str:
-    """Return the otpauth:// URI an authenticator app reads."""
-    return pyotp.TOTP(secret).provisioning_uri(name=username, issuer_name=issuer)
-
-
-def totp_step(secret: str, code: str, now: datetime, after: int | None) -> int | None:
-    """Return the time step ``code`` is valid for (now, or one step either side), if later than ``after``."""
-    code = re.sub(r"\s", "", str(code or ""))
-    totp = pyotp.TOTP(secret)
-    current = int(now.timestamp()) // TOTP_STEP_S
-    for step in (current - 1, current, current + 1):
-        expected = totp.at(step * TOTP_STEP_S)
-        if secrets.compare_digest(expected, code) and (after is None or step > after):
-            return step
-    return None
-
-
-def check_totp(account: Account, code: str, now: datetime, policy: AccountPolicy) -> bool:
-    """Accept a code of the account's secret once; a wrong one counts towards the lockout."""
-    if account.totp_secret is None or (account.locked_until is not None and account.locked_until > now):
-        return False
-    step = totp_step(account.totp_secret, code, now, account.totp_last_step)
-    if step is None:
-        count_failure(account, now, policy)
-        return False
-    account.totp_last_step, account.failed_logins = step, 0
-    return True
-
-
-def enable_totp(account: Account, secret: str, code: str, now: datetime) -> None:
-    """Turn two-factor on with ``secret`` once a code from the authenticator proves it was set up."""
-    if not re.fullmatch(r"[A-Z2-7]{16,64}", secret or ""):
-        raise InvalidInput(_("the two-factor secret is malformed; start again"), "secret")
-    step = totp_step(secret, code, now, None)
-    if step is None:
-        raise InvalidInput(_("that code does not match; check the authenticator's clock and try again"), "code")
-    account.totp_secret, account.totp_last_step = secret, step
-
-
-def disable_totp(account: Account, policy: AccountPolicy) -> None:
-    """Turn two-factor off, unless the organisation requires it for this role."""
-    if policy.require_staff_totp and Role(account.role) in STAFF_ROLES:
-        raise InvalidInput(_("two-factor sign-in is required for staff roles"), "totp", status=409)
-    account.totp_secret, account.totp_last_step = None, None
 
 
 def get_account(session: Session, account_id: int) -> Account:

@@ -22,12 +22,18 @@ TOKEN_PREFIX = "mapsvc_"
 
 
 def open_session(
-    session: Session, account: Account, now: datetime, lifetime: timedelta, second_factor_done: bool = False
+    session: Session,
+    account: Account,
+    now: datetime,
+    lifetime: timedelta,
+    second_factor_done: bool = False,
+    fresh_until: datetime | None = None,
 ) -> str:
     """Store a login session for ``account`` and return the token for its cookie.
 
     ``second_factor_done`` says a TOTP code was checked in this session; a session without it
-    counts as signed in only while the account needs no second factor. Expired sessions of
+    counts as signed in only while the account needs no second factor. ``fresh_until`` is when
+    the session stops counting as just signed in (for security changes). Expired sessions of
     everyone are deleted on the way.
     """
     session.execute(delete(LoginSession).where(LoginSession.expires_at <= now))
@@ -38,6 +44,7 @@ def open_session(
             account_id=account.id,
             expires_at=now + lifetime,
             second_factor_done=second_factor_done,
+            fresh_until=fresh_until,
         )
     )
     return token
@@ -53,14 +60,16 @@ def find_session(session: Session, token: str, now: datetime) -> tuple[LoginSess
     return None if row is None else (row[0], row[1])
 
 
-def complete_session(session: Session, token: str, now: datetime, lifetime: timedelta) -> str:
+def complete_session(
+    session: Session, token: str, now: datetime, lifetime: timedelta, fresh_until: datetime | None = None
+) -> str:
     """Replace a password-only session by one whose second factor is done (with a new token)."""
     found = find_session(session, token, now)
     if found is None:
         raise NotFound(_("this sign-in has expired; start again"))
     login, account = found
     session.delete(login)
-    return open_session(session, account, now, lifetime, second_factor_done=True)
+    return open_session(session, account, now, lifetime, second_factor_done=True, fresh_until=fresh_until)
 
 
 def close_session(session: Session, token: str) -> None:
@@ -122,3 +131,8 @@ def mark_second_factor_done(session: Session, token: str) -> None:
     session.execute(
         update(LoginSession).where(LoginSession.token_hash == secret_hash(token)).values(second_factor_done=True)
     )
+
+
+def mark_fresh(session: Session, token: str, until: datetime) -> None:
+    """Record that this session's holder gave the password (and code) again, valid ``until``."""
+    session.execute(update(LoginSession).where(LoginSession.token_hash == secret_hash(token)).values(fresh_until=until))

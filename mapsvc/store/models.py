@@ -139,11 +139,14 @@ class Account(Base):
     username: Mapped[str] = mapped_column(String(40), unique=True)
     password_hash: Mapped[str] = mapped_column(String(255))
     role: Mapped[str] = mapped_column(String(16))
-    totp_secret: Mapped[str | None] = mapped_column(String(64), default=None)
+    #: Sealed with TOTP_ENCRYPTION_KEY and bound to this account (mapsvc.store.totp), never plain.
+    totp_secret: Mapped[str | None] = mapped_column(String(255), default=None)
     #: The last TOTP time step accepted, so that a code cannot be used twice.
     totp_last_step: Mapped[int | None] = mapped_column(Integer, default=None)
-    failed_logins: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
-    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    #: Wrong codes since the last right one (wrong passwords are counted apart, per source).
+    totp_failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    #: Codes are not checked before this moment, after too many wrong ones.
+    totp_wait_until: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     disabled: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_hour: Mapped[datetime] = mapped_column(UTCDateTime)
 
@@ -172,6 +175,9 @@ class LoginSession(Base):
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     second_factor_done: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    #: Until when the session counts as freshly signed in (password, and code if set): security
+    #: changes need that, so a session left open on a lost phone cannot make them.
+    fresh_until: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
 
 
 class ApiToken(Base):

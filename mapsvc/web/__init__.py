@@ -14,6 +14,7 @@ def init_app(app: Flask) -> None:
         auth,
         delivery,
         errors,
+        guessing,
         holds,
         limits,
         moderate,
@@ -25,6 +26,7 @@ def init_app(app: Flask) -> None:
         planner,
         plans,
         readcache,
+        reauth,
         routing,
         sessions,
         tiles,
@@ -36,6 +38,7 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(pages.bp)
     app.register_blueprint(tiles.bp)
     app.register_blueprint(auth.bp)
+    app.register_blueprint(reauth.bp)
     app.register_blueprint(admin.bp)
     app.register_blueprint(routing.bp)
     app.register_blueprint(planner.bp)
@@ -43,6 +46,7 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(ogc.bp)
     # Before every request, in this order: rate limits, who is asking, the permission table, CSRF.
     limits.init_app(app)
+    guessing.init_app(app)
     sessions.init_app(app)
     permissions.init_app(app)
     app.before_request(sessions.check_csrf)

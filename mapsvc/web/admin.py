@@ -1,4 +1,8 @@
-"""Administration pages: invitations, accounts and their roles, every API token, the audit log."""
+"""Administration pages: invitations, accounts and their roles, every API token, the audit log.
+
+Changes that give or move power (an invitation, a role, disabling or enabling an account) need a
+fresh sign-in (:mod:`mapsvc.web.reauth`); withdrawing an invitation or revoking a token does not.
+"""
 
 from __future__ import annotations
 
@@ -24,6 +28,7 @@ from mapsvc.store.audit import recent_actions, record_action
 from mapsvc.store.logins import list_tokens, revoke_token
 from mapsvc.web import parse
 from mapsvc.web.identity import current_identity
+from mapsvc.web.reauth import fresh_sign_in
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -61,6 +66,7 @@ def invitations() -> Page:
 
 
 @bp.post("/invitations")
+@fresh_sign_in("admin.invitations")
 def invitation_create() -> Page:
     """Make an invitation for one role, valid for some days; its code is shown once."""
     now, max_days = settings().now(), int(current_app.config["INVITATION_MAX_DAYS"])
@@ -100,6 +106,7 @@ def accounts() -> Page:
 
 
 @bp.post("/accounts/<int:account_id>/role")
+@fresh_sign_in("admin.accounts")
 def account_role(account_id: int) -> Page | Response:
     """Give an account another role; its sessions and tokens end."""
     try:
@@ -128,12 +135,14 @@ def _set_disabled(account_id: int, disabled: bool) -> Page | Response:
 
 
 @bp.post("/accounts/<int:account_id>/disable")
+@fresh_sign_in("admin.accounts")
 def account_disable(account_id: int) -> Page | Response:
     """Disable an account: it cannot sign in, and its sessions and tokens end."""
     return _set_disabled(account_id, True)
 
 
 @bp.post("/accounts/<int:account_id>/enable")
+@fresh_sign_in("admin.accounts")
 def account_enable(account_id: int) -> Page | Response:
     """Enable a disabled account again."""
     return _set_disabled(account_id, False)

@@ -18,16 +18,11 @@ from mapsvc.store.accounts import (
     accept_invitation,
     authenticate,
     change_password,
-    check_totp,
-    disable_totp,
-    enable_totp,
     get_account,
     needs_second_factor,
-    new_totp_secret,
     parse_role,
     role_within,
     sign_out_everywhere,
-    totp_uri,
 )
 from mapsvc.store.audit import record_action
 from mapsvc.store.logins import (
@@ -39,7 +34,11 @@ from mapsvc.store.logins import (
     open_session,
     revoke_token,
 )
+from mapsvc.store.totp import check_totp, disable_totp, enable_totp, new_totp_secret, totp_uri
+from mapsvc.web.guessing import count_guess, too_many_guesses
 from mapsvc.web.identity import current_identity
+from mapsvc.web.reauth import code_error, fresh_sign_in, fresh_until
+from mapsvc.web.redirects import local_path, safe_next
 from mapsvc.web.sessions import (
     account_policy,
     clear_login_cookie,
@@ -47,18 +46,12 @@ from mapsvc.web.sessions import (
     require_same_origin,
     session_lifetime,
     set_login_cookie,
+    totp_policy,
 )
 
 bp = Blueprint("auth", __name__)
 
 Page = tuple[str, int]
-
-
-def safe_next(value: str | None) -> str:
-    """Return a local path to go on to after signing in (never another site), default the account."""
-    if value and value.startswith("/") and not value.startswith(("//", "/\\")):
-        return value
-    return url_for("auth.account")
 
 
 def qr_svg(uri: str) -> Markup:
@@ -75,11 +68,12 @@ def _signed_in(token: str, pending: bool, target: str) -> Response:
 @bp.get("/login")
 def login() -> str | Response:
     """Show the sign-in form (or go on, when already signed in or half-way)."""
+    next_path = local_path(request.args.get("next")) or ""
     if g.get("pending_account_id"):
-        return redirect(url_for("auth.second_factor", next=request.args.get("next", "")), 303)
+        return redirect(url_for("auth.second_factor", next=next_path), 303)
     if current_identity().account_id is not None:
-        return redirect(safe_next(request.args.get("next")), 303)
-    return render_template("auth/login.html", next=request.args.get("next", ""), welcome=request.args.get("welcome"))
+        return redirect(safe_next(next_path), 303)
+    return render_template("auth/login.html", next=next_path, welcome=request.args.get("welcome"))
 
 
 @bp.post("/login")
@@ -87,20 +81,26 @@ def login_submit() -> Page | Response:
     """Check the password; go on to the two-factor step when the account needs one."""
     require_same_origin()
     username, password = request.form.get("username", ""), request.form.get("password", "")
-    target = request.form.get("next", "")
+    target = local_path(request.form.get("next")) or ""
     if not username.strip() or not password:
         error = InvalidInput(_("username and password are required"), "username")
         return render_template("auth/login.html", next=target, error=error), error.status
     now, policy = settings().now(), account_policy()
+    throttled = too_many_guesses(username)
     with get_store().writing() as session:
         if g.get("login_token"):
             close_session(session, g.login_token)
-        account = authenticate(session, username, password, now, policy)
+        account = authenticate(session, username, password, policy, throttled)
         pending = account is not None and needs_second_factor(account, policy)
-        token = open_session(session, account, now, session_lifetime(pending)) if account else None
+        fresh = None if pending else fresh_until(now)
+        token = open_session(session, account, now, session_lifetime(pending), fresh_until=fresh) if account else None
+    if not throttled:
+        count_guess(username, right=account is not None)
     if token is None:
         error = InvalidInput(
-            _("wrong username or password, or too many attempts: the account waits a while"), "password", status=401
+            _("wrong username or password, or too many wrong attempts from this connection: wait a while"),
+            "password",
+            status=401,
         )
         return render_template("auth/login.html", next=target, error=error), error.status
     destination = url_for("auth.second_factor", next=target) if pending else safe_next(target)
@@ -116,7 +116,7 @@ def _pending_account() -> Any:
 
 
 def _second_factor_page(account: Any, error: MapsvcError | None = None, secret: str | None = None) -> Page:
-    context: dict[str, Any] = {"next": request.values.get("next", ""), "error": error}
+    context: dict[str, Any] = {"next": local_path(request.values.get("next")) or "", "error": error}
     if account.totp_secret is None:
         secret = secret or new_totp_secret()
         uri = totp_uri(secret, account.username)
@@ -140,20 +140,20 @@ def second_factor_submit() -> Page | Response:
     if account_id is None:
         return redirect(url_for("auth.login"), 303)
     code, secret = request.form.get("code", ""), request.form.get("secret", "")
-    now, policy = settings().now(), account_policy()
+    now, policy = settings().now(), totp_policy()
     error: MapsvcError | None = None
     with get_store().writing() as session:
         account = get_account(session, account_id)
         setting_up = account.totp_secret is None
         try:
             if setting_up:
-                enable_totp(account, secret, code, now)
+                enable_totp(account, secret, code, now, policy)
                 record_action(session, account.username, "totp_enabled", now)
             elif not check_totp(account, code, now, policy):
-                error = InvalidInput(_("that code is wrong or was used already"), "code", status=401)
+                error = code_error(account, now, status=401)
         except InvalidInput as exc:
             error = exc
-        token = None if error else complete_session(session, g.login_token, now, session_lifetime())
+        token = None if error else complete_session(session, g.login_token, now, session_lifetime(), fresh_until(now))
     if token is None:
         return _second_factor_page(account, error, secret if setting_up else None)
     return _signed_in(token, False, safe_next(request.form.get("next")))
@@ -233,6 +233,7 @@ def account() -> Page:
 
 
 @bp.post("/account/password")
+@fresh_sign_in("auth.account")
 def password() -> Page | Response:
     """Change one's own password, after the current one."""
     identity, form = current_identity(), request.form
@@ -262,19 +263,21 @@ def _totp_page(secret: str, error: MapsvcError | None = None) -> Page:
 
 
 @bp.get("/account/totp")
+@fresh_sign_in("auth.totp_setup")
 def totp_setup() -> Page:
     """Show a new secret (as text, an otpauth URI and a QR code) to put in an authenticator app."""
     return _totp_page(new_totp_secret())
 
 
 @bp.post("/account/totp")
+@fresh_sign_in("auth.totp_setup")
 def totp_enable() -> Page | Response:
-    """Turn two-factor on once a code shows the authenticator holds the secret."""
+    """Turn two-factor on (or replace its secret) once a code shows the authenticator holds the secret."""
     secret, now = request.form.get("secret", ""), settings().now()
     try:
         with get_store().writing() as session:
             account = get_account(session, current_identity().account_id or 0)
-            enable_totp(account, secret, request.form.get("code", ""), now)
+            enable_totp(account, secret, request.form.get("code", ""), now, totp_policy())
             mark_second_factor_done(session, g.login_token)
             record_action(session, account.username, "totp_enabled", now)
     except InvalidInput as error:
@@ -283,15 +286,16 @@ def totp_enable() -> Page | Response:
 
 
 @bp.post("/account/totp/disable")
+@fresh_sign_in("auth.account")
 def totp_disable() -> Page | Response:
     """Turn two-factor off with a current code (not allowed where staff must use it)."""
-    now, policy = settings().now(), account_policy()
+    now, policy = settings().now(), totp_policy()
     error: MapsvcError | None = None
     with get_store().writing() as session:
         account = get_account(session, current_identity().account_id or 0)
         try:
             if not check_totp(account, request.form.get("code", ""), now, policy):
-                raise InvalidInput(_("that code is wrong or was used already"), "code")
+                raise code_error(account, now)
             disable_totp(account, policy)
             record_action(session, account.username, "totp_disabled", now)
         except InvalidInput as exc:
@@ -315,6 +319,7 @@ def tokens() -> Page:
 
 
 @bp.post("/account/tokens")
+@fresh_sign_in("auth.tokens")
 def token_create() -> Page:
     """Make an API token with a role no higher than one's own; it is shown once."""
     identity, now = current_identity(), settings().now()

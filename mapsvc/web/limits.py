@@ -37,7 +37,7 @@ from mapsvc.web.errors import handle_http_error
 from mapsvc.web.identity import current_identity
 
 #: The endpoints each limit covers (POST only): sign-in steps, and report intake.
-LOGIN_ENDPOINTS = ("auth.login_submit", "auth.second_factor_submit", "auth.invite_submit")
+LOGIN_ENDPOINTS = ("auth.login_submit", "auth.second_factor_submit", "auth.invite_submit", "reauth.confirm_submit")
 INTAKE_ENDPOINTS = ("api.create_report", "pages.report_submit")
 #: The public reads that cost a query, limited together for anonymous clients (READ_RATE_LIMIT).
 READ_ENDPOINTS = (
@@ -85,11 +85,16 @@ def key_secret(config: dict) -> bytes:  # type: ignore[type-arg]
     return configured.encode()
 
 
-def client_key() -> str:
-    """Return today's opaque key for the requesting address (for limits and burst holds only)."""
+def client_key(scope: str = "") -> str:
+    """Return today's opaque key for the requesting address (for limits and burst holds only).
+
+    With ``scope``, the key is of the address together with it (wrong passwords count per
+    address and username), and tells neither.
+    """
     day = datetime.now(UTC).strftime("%Y-%m-%d")
     keys: AddressKeys = current_app.extensions["mapsvc.address_keys"]
-    return keys.key(request.remote_addr or "", day)
+    address = request.remote_addr or ""
+    return keys.key(f"{address}\n{scope}" if scope else address, day)
 
 
 def trust_proxies(app: Flask) -> None:

@@ -22,6 +22,7 @@ from werkzeug.wrappers import Response
 from mapsvc.core.roles import Capability, Role
 from mapsvc.errors import Forbidden, SignInRequired
 from mapsvc.web.identity import current_identity
+from mapsvc.web.redirects import local_path
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +73,8 @@ PERMISSIONS: dict[str, Capability | str] = {
     "auth.tokens": C.OWN_ACCOUNT,
     "auth.token_create": C.OWN_ACCOUNT,
     "auth.token_revoke": C.OWN_ACCOUNT,
+    "reauth.confirm": C.OWN_ACCOUNT,
+    "reauth.confirm_submit": C.OWN_ACCOUNT,
     # administration (admin)
     "admin.index": C.MANAGE_ACCOUNTS,
     "admin.invitations": C.MANAGE_ACCOUNTS,
@@ -144,7 +147,7 @@ def enforce() -> Response | None:
         raise Forbidden(_("your role may not do this"))
     if request.path.startswith("/api/"):
         raise SignInRequired(_("sign in or send an API token to do this"))
-    return redirect(url_for("auth.login", next=request.full_path.rstrip("?")), 303)
+    return redirect(url_for("auth.login", next=local_path(request.full_path.rstrip("?"))), 303)
 
 
 def unchecked_endpoints(app: Flask) -> set[str]:

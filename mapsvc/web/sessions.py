@@ -26,6 +26,7 @@ from mapsvc.settings import settings
 from mapsvc.store import get_store
 from mapsvc.store.accounts import AccountPolicy, needs_second_factor, password_hasher
 from mapsvc.store.logins import find_session, find_token
+from mapsvc.store.totp import SecretBox, TotpPolicy
 from mapsvc.web.identity import ANONYMOUS, Identity, current_identity
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -34,14 +35,24 @@ PLAIN_COOKIE = "mapsvc_session"
 
 
 def account_policy() -> AccountPolicy:
-    """Return the organisation's password, lockout and two-factor rules from the configuration."""
+    """Return the organisation's password and two-factor rules from the configuration."""
     config = current_app.config
     return AccountPolicy(
         hasher=password_hasher(config["ARGON2_PROFILE"]),
         min_length=int(config["PASSWORD_MIN_LENGTH"]),
-        max_failures=int(config["LOGIN_MAX_FAILURES"]),
-        lockout=timedelta(minutes=float(config["LOGIN_LOCKOUT_MINUTES"])),
         require_staff_totp=bool(config["REQUIRE_STAFF_TOTP"]),
+    )
+
+
+def totp_policy() -> TotpPolicy:
+    """Return the two-factor rules: the sealing key (checked at start-up) and how wrong codes wait."""
+    config = current_app.config
+    return TotpPolicy(
+        box=current_app.extensions["mapsvc.totp_box"],
+        max_failures=int(config["TOTP_MAX_FAILURES"]),
+        wait_base=timedelta(minutes=float(config["TOTP_WAIT_MINUTES"])),
+        wait_max=timedelta(minutes=float(config["TOTP_WAIT_MAX_MINUTES"])),
+        require_staff=bool(config["REQUIRE_STAFF_TOTP"]),
     )
 
 
@@ -111,6 +122,7 @@ def load_identity() -> None:
         return
     login, account = found
     g.login_token = token
+    g.fresh_until = login.fresh_until
     if needs_second_factor(account, account_policy()) and not login.second_factor_done:
         g.pending_account_id = account.id
         return
@@ -158,7 +170,8 @@ def require_same_origin() -> None:
 
 
 def init_app(app: Flask) -> None:
-    """Register the identity and CSRF hooks, and the template helpers."""
+    """Read the TOTP key (a malformed one stops start-up); register the identity and CSRF hooks and helpers."""
+    app.extensions["mapsvc.totp_box"] = SecretBox.from_config(app.config)
     app.before_request(load_identity)
     app.after_request(forget_stale_cookie)
     app.jinja_env.globals["csrf_token"] = csrf_token

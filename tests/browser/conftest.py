@@ -16,7 +16,7 @@ from werkzeug.serving import make_server
 
 from mapsvc import create_app
 from mapsvc.store.db import Store
-from tests.conftest import BISHKEK, Clock
+from tests.conftest import BISHKEK, TOTP_KEY, Clock
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
@@ -59,6 +59,7 @@ def served_app(directory: Path, seed: int, **config: Any) -> Flask:
         "TILE_URL": "",
         "ARGON2_PROFILE": "CHEAPEST",
         "RATELIMIT_ENABLED": False,
+        "TOTP_ENCRYPTION_KEY": TOTP_KEY,
     }
     return create_app({**settings, **config})
 
@@ -94,9 +95,9 @@ def fresh_limits(request: pytest.FixtureRequest) -> None:
         return
     app = request.getfixturevalue("service").app
     app.extensions["mapsvc.limiter"].reset()
-    hold = app.extensions.get("mapsvc.burst_hold")
-    if hold is not None:
-        hold.limiter.storage.reset()
+    for counts in (app.extensions.get("mapsvc.burst_hold"), app.extensions.get("mapsvc.password_guesses")):
+        if counts is not None:
+            counts.limiter.storage.reset()
 
 
 @pytest.fixture(scope="session")

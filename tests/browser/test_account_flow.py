@@ -1,10 +1,20 @@
-"""An invited peer on a phone: accepts the invitation, signs in, sees the account page, signs out."""
+"""An invited peer on a phone: accepts the invitation, signs in, sees the account page, signs out.
+
+A moderator whose sign-in is no longer fresh turns two-factor on: the phone asks for the password
+again first, then shows the secret.
+"""
 
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
+import pyotp
+
+from mapsvc.core.roles import Role
 from tests.browser.conftest import shot
+from tests.helpers import PASSWORD as STAFF_PASSWORD
+from tests.helpers import make_account
 
 PASSWORD = "a long phrase for the phone 4"
 
@@ -40,3 +50,34 @@ def test_accept_an_invitation_sign_in_and_out(page, service, watched):
     assert "/login?next=" in page.url
     assert watched["errors"] == []
     assert all(r.url.startswith(service.url) for r in watched["requests"])
+
+
+def test_turning_two_factor_on_asks_for_the_password_again(page, service, watched):
+    make_account(service.app, Role.MODERATOR, "lake-phone")
+    clock = service.app.config["CLOCK"]
+    page.goto(service.url + "/login?lang=en")
+    page.fill("input[name=username]", "lake-phone")
+    page.fill("input[name=password]", STAFF_PASSWORD)
+    page.click("main button[type=submit]")
+    page.wait_for_url("**/account")
+    signed_in_at = clock.now
+    clock.now += timedelta(minutes=service.app.config["REAUTH_MINUTES"], seconds=1)
+    try:
+        page.click("text=Turn two-factor on")
+        page.wait_for_url("**/account/confirm?next=/account/totp")
+        shot(page, "22-confirm")
+        asked = page.text_content("main h1")
+        page.fill("input[name=password]", STAFF_PASSWORD)
+        page.click("main button[type=submit]")
+        page.wait_for_url("**/account/totp")
+        secret = page.text_content("#totp-secret")
+        page.fill("input[name=code]", pyotp.TOTP(secret).at(clock.now))
+        page.click("main button[type=submit]")
+        page.wait_for_url("**/account?done=totp")
+        shown = page.text_content("main [role=status]")
+    finally:
+        clock.now = signed_in_at
+
+    assert asked == "Confirm it is you"
+    assert shown == "Two-factor sign-in is on."
+    assert watched["errors"] == []

@@ -12,6 +12,8 @@ PAGES = [
     "/login",
     "/account",
     "/account/tokens",
+    "/account/confirm",
+    "/account/totp",
     "/moderate/",
     "/plan",
     "/advocacy/",

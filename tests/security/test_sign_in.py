@@ -1,0 +1,539 @@
+"""Sign-in: where it sends the browser, how guessing is slowed, fresh sign-in, TOTP secrets at rest.
+
+Findings #3 (open redirect after sign-in), #4 (a right password reset the count of wrong codes),
+#7 (five wrong posts locked any known username out), #8 (a signed-in session replaced the TOTP
+secret without the code or password) and #12 (TOTP secrets stored in plain text).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+from typing import Any
+
+import pyotp
+import pytest
+from ada_url import join_url
+from argon2 import PasswordHasher
+from gunicorn.app.base import BaseApplication
+from sqlalchemy import MetaData, create_engine, text
+
+from mapsvc import create_app
+from mapsvc.store.db import Store
+from tests.helpers import PASSWORD, make_account, page_csrf_token, sign_in
+
+#: Where the tests' service is, for resolving a Location as a browser does.
+SITE = "https://map.example/login"
+NEW_PASSWORD = "a quite long pass phrase 7"
+NOT_A_CODE = "12345x"  # never any step's code
+
+# --- helpers ---------------------------------------------------------------------------------------
+
+
+def _login(client, username: str, password: str = PASSWORD, **kwargs: Any):
+    return client.post("/login", data={"username": username, "password": password, **kwargs.pop("data", {})}, **kwargs)
+
+
+def _code_step(client, code: str, **form: str):
+    return client.post("/login/totp", data={"code": code, "csrf_token": page_csrf_token(client, "/login/totp"), **form})
+
+
+def _turn_on(client, csrf: str, clock) -> str:
+    """Turn two-factor on from the account page (signed in just now); return the secret."""
+    secret = re.search(r'id="totp-secret">([A-Z2-7]+)<', client.get("/account/totp").get_data(as_text=True)).group(1)
+    code = pyotp.TOTP(secret).at(clock.now)
+    response = client.post("/account/totp", data={"secret": secret, "code": code, "csrf_token": csrf})
+    assert response.status_code == 303, response.get_data(as_text=True)
+    return secret
+
+
+def _with_totp(app, clock, username: str = "river", role: str = "moderator") -> str:
+    """Make an account with two-factor on; return its secret (the clock moves past the code used)."""
+    client = app.test_client()
+    secret = _turn_on(client, sign_in(client, app, role, username), clock)
+    clock.now += timedelta(minutes=1)
+    return secret
+
+
+def _sql(app, query: str, **params: Any) -> list[tuple[Any, ...]]:
+    """Run raw SQL on the app's database, as someone holding a copy of it would."""
+    engine = create_engine(app.config["DATABASE_URL"])
+    try:
+        with engine.begin() as connection:
+            result = connection.execute(text(query), params)
+            return [tuple(row) for row in result] if result.returns_rows else []
+    finally:
+        engine.dispose()
+
+
+def _browser_target(response) -> str:
+    """Return the URL a browser goes to after this redirect (WHATWG parsing, by the ada library)."""
+    assert response.status_code == 303, response.get_data(as_text=True)
+    return join_url(SITE, response.headers["Location"])
+
+
+# --- #3: sign-in never sends the browser to another site -----------------------------------------
+
+HOSTILE_NEXT = [
+    "/\t/evil.example",  # what ?next=/%09/evil.example decodes to
+    "/\n/evil.example",
+    "/\r\n/evil.example",
+    "/\\evil.example",
+    "\\\\evil.example",
+    "/\\/evil.example",
+    "//evil.example",
+    "///evil.example",
+    " //evil.example",
+    "\x01//evil.example",
+    "https://evil.example/",
+    "https:evil.example",
+    "HTTPS://evil.example",
+    "javascript:alert(1)",
+    "java\tscript:alert(1)",
+    "data:text/html,<script>alert(1)</script>",
+    "evil.example",
+]
+
+
+def _assert_stays_here(response) -> None:
+    target = _browser_target(response)
+    assert target.startswith("https://map.example/"), target
+    assert "evil" not in target
+
+
+@pytest.mark.parametrize("hostile", HOSTILE_NEXT)
+def test_the_sign_in_form_never_sends_the_browser_elsewhere(app, hostile):
+    make_account(app, "admin", "boss")
+
+    response = _login(app.test_client(), "boss", data={"next": hostile})
+
+    _assert_stays_here(response)
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["/%09/evil.example", "/%0A/evil.example", "/%5Cevil.example", "/%2F%2Fevil.example", "%2F%2Fevil.example"],
+)
+def test_a_signed_in_visit_to_the_sign_in_page_never_leaves(app, query):
+    client = app.test_client()
+    sign_in(client, app, "peer")
+
+    response = client.get(f"/login?next={query}")
+
+    _assert_stays_here(response)
+
+
+def test_the_sign_in_page_does_not_carry_a_hostile_next_into_its_form(app):
+    page = app.test_client().get("/login?next=/%09/evil.example").get_data(as_text=True)
+
+    assert 'name="next" value=""' in page
+
+
+def test_the_two_factor_step_never_sends_the_browser_elsewhere(app, clock):
+    secret = _with_totp(app, clock)
+    phone = app.test_client()
+    _login(phone, "river", data={"next": "/\t/evil.example"})
+
+    response = _code_step(phone, pyotp.TOTP(secret).at(clock.now), next="/\t/evil.example")
+
+    _assert_stays_here(response)
+
+
+@pytest.mark.parametrize("local", ["/admin/audit", "/admin/audit?before=3", "/moderate?page=2#top", "/%2F%2Fevil"])
+def test_a_path_on_this_site_is_still_where_sign_in_goes_on_to(app, local):
+    make_account(app, "admin", "boss")
+
+    response = _login(app.test_client(), "boss", data={"next": local})
+
+    assert response.headers["Location"] == local
+    assert _browser_target(response) == "https://map.example" + local
+
+
+# --- #4: wrong codes have a count of their own ------------------------------------------------------
+
+
+def test_code_guesses_stay_counted_when_a_right_password_comes_between(app, clock):
+    """Whoever holds the password must not get unlimited code guesses by signing in again."""
+    secret = _with_totp(app, clock)
+    for _ in range(4):  # 12 wrong codes, each group after a right password (in a new browser)
+        attacker = app.test_client()
+        assert _login(attacker, "river").headers["Location"].startswith("/login/totp")
+        for _ in range(3):
+            assert _code_step(attacker, NOT_A_CODE).status_code in (401, 429)
+    attacker = app.test_client()
+    _login(attacker, "river")
+
+    lucky = _code_step(attacker, pyotp.TOTP(secret).at(clock.now))
+
+    assert lucky.status_code == 429
+    assert attacker.get("/api/me").get_json()["role"] == "anonymous"
+
+
+def test_the_owner_gets_in_once_the_codes_have_waited(app, clock):
+    secret = _with_totp(app, clock)
+    attacker = app.test_client()
+    _login(attacker, "river")
+    for _ in range(app.config.get("TOTP_MAX_FAILURES", 5)):
+        _code_step(attacker, NOT_A_CODE)
+    clock.now += timedelta(minutes=app.config.get("TOTP_WAIT_MINUTES", 1), seconds=1)
+    owner = app.test_client()
+    _login(owner, "river")
+
+    response = _code_step(owner, pyotp.TOTP(secret).at(clock.now))
+
+    assert response.status_code == 303
+    assert owner.get("/api/me").get_json()["username"] == "river"
+
+
+# --- #7: guessing is slowed per source; the owner is never locked out --------------------------------
+
+ATTACKER = {"REMOTE_ADDR": "203.0.113.66"}
+OWNER = {"REMOTE_ADDR": "198.51.100.7"}
+
+
+def test_an_attackers_wrong_passwords_do_not_keep_the_owner_out(app):
+    make_account(app, "peer", "river")
+    for _ in range(30):  # past every window of LOGIN_FAILURE_LIMIT
+        assert _login(app.test_client(), "river", "not the password", environ_base=ATTACKER).status_code == 401
+
+    owner = app.test_client()
+    response = _login(owner, "river", environ_base=OWNER)
+
+    assert response.status_code == 303
+    assert owner.get("/api/me").get_json()["username"] == "river"
+
+
+def test_the_attackers_source_is_slowed_even_with_the_right_password(app, monkeypatch):
+    make_account(app, "peer", "river")
+    checked: list[str] = []
+    original = PasswordHasher.verify
+    monkeypatch.setattr(PasswordHasher, "verify", lambda self, h, p: checked.append(p) or original(self, h, p))
+    for guess in range(5):
+        _login(app.test_client(), "river", f"wrong password {guess}", environ_base=ATTACKER)
+
+    found = _login(app.test_client(), "river", environ_base=ATTACKER)
+
+    assert found.status_code == 401
+    assert len(checked) == 6  # the sixth is checked against a decoy, never the account's hash
+
+
+def test_the_slowed_answers_do_not_tell_which_names_exist(app, monkeypatch):
+    make_account(app, "peer", "river")
+    verified: list[int] = []
+    original = PasswordHasher.verify
+    monkeypatch.setattr(PasswordHasher, "verify", lambda self, h, p: verified.append(1) or original(self, h, p))
+
+    def answers(name: str) -> list[tuple[int, str]]:
+        replies = [_login(app.test_client(), name, "not the password", environ_base=ATTACKER) for _ in range(8)]
+        return [(r.status_code, r.get_data(as_text=True)) for r in replies]
+
+    existing, unknown = answers("river"), answers("nobody-here")
+
+    assert existing == unknown
+    assert verified == [1] * 16
+
+
+# --- #8: security changes need a fresh sign-in ------------------------------------------------------
+
+
+def _stale_admin(app, clock) -> tuple[Any, str]:
+    """Return an admin's client and CSRF token whose sign-in is older than REAUTH_MINUTES."""
+    client = app.test_client()
+    csrf = sign_in(client, app, "admin", "boss")
+    clock.now += timedelta(minutes=app.config.get("REAUTH_MINUTES", 5), seconds=1)
+    return client, csrf
+
+
+def _account_row(app, username: str) -> tuple[Any, ...]:
+    (row,) = _sql(
+        app, "SELECT id, role, disabled, totp_secret, password_hash FROM accounts WHERE username = :u", u=username
+    )
+    return row
+
+
+def _changes(app, clock) -> dict[str, tuple[str, str, dict[str, str]]]:
+    """Return each security change as (method, path, form) for the admin ``boss`` and the peer ``lake``."""
+    lake = _account_row(app, "lake")[0]
+    secret = pyotp.random_base32()
+    return {
+        "password": (
+            "POST",
+            "/account/password",
+            {"current_password": PASSWORD, "new_password": NEW_PASSWORD, "new_password_repeat": NEW_PASSWORD},
+        ),
+        "two-factor set-up page": ("GET", "/account/totp", {}),
+        "two-factor on": ("POST", "/account/totp", {"secret": secret, "code": pyotp.TOTP(secret).at(clock.now)}),
+        "API token": ("POST", "/account/tokens", {"name": "bot", "role": "admin"}),
+        "invitation": ("POST", "/admin/invitations", {"role": "admin", "days": "7"}),
+        "role": ("POST", f"/admin/accounts/{lake}/role", {"role": "admin"}),
+        "disable": ("POST", f"/admin/accounts/{lake}/disable", {}),
+    }
+
+
+def _state(app) -> list[Any]:
+    """Return what the security changes would change."""
+    return [
+        _account_row(app, "boss")[3:],
+        _account_row(app, "lake")[1:3],
+        _sql(app, "SELECT count(*) FROM api_tokens"),
+        _sql(app, "SELECT count(*) FROM invitations"),
+    ]
+
+
+CHANGES = ["password", "two-factor set-up page", "two-factor on", "API token", "invitation", "role", "disable"]
+
+
+@pytest.mark.parametrize("change", CHANGES)
+def test_a_stale_session_cannot_make_a_security_change(app, clock, change):
+    make_account(app, "peer", "lake")
+    client, csrf = _stale_admin(app, clock)
+    method, path, form = _changes(app, clock)[change]
+    before = _state(app)
+
+    response = client.open(path, method=method, data={**form, "csrf_token": csrf} if method == "POST" else None)
+
+    assert response.status_code == 303 and response.headers["Location"].startswith("/account/confirm?next=/")
+    assert _state(app) == before
+
+
+@pytest.mark.parametrize("change", CHANGES)
+def test_after_confirming_the_password_the_change_is_made(app, clock, change):
+    make_account(app, "peer", "lake")
+    client, csrf = _stale_admin(app, clock)
+    method, path, form = _changes(app, clock)[change]
+    before = _state(app)
+
+    confirmed = client.post("/account/confirm", data={"password": PASSWORD, "next": path, "csrf_token": csrf})
+    response = client.open(path, method=method, data={**form, "csrf_token": csrf} if method == "POST" else None)
+
+    assert confirmed.status_code == 303 and confirmed.headers["Location"] == path
+    assert response.status_code in (200, 201, 303), response.get_data(as_text=True)
+    assert (response.status_code == 200) == (method == "GET")
+    assert method == "GET" or _state(app) != before
+
+
+def test_enabling_an_account_needs_a_fresh_sign_in(app, clock):
+    lake = make_account(app, "peer", "lake")
+    _sql(app, "UPDATE accounts SET disabled = :d WHERE id = :i", d=True, i=lake)
+    client, csrf = _stale_admin(app, clock)
+
+    response = client.post(f"/admin/accounts/{lake}/enable", data={"csrf_token": csrf})
+
+    assert response.headers["Location"].startswith("/account/confirm")
+    assert _account_row(app, "lake")[2] in (True, 1)
+
+
+def test_a_session_cannot_replace_the_two_factor_secret_without_the_current_code(app, clock):
+    """Finding #8: the thief of a signed-in phone must not move two-factor to their own authenticator."""
+    secret = _with_totp(app, clock, "river", "admin")
+    thief = app.test_client()
+    _login(thief, "river")
+    _code_step(thief, pyotp.TOTP(secret).at(clock.now))
+    clock.now += timedelta(minutes=app.config.get("REAUTH_MINUTES", 5), seconds=1)
+    csrf = page_csrf_token(thief)
+    stored = _account_row(app, "river")[3]
+    theirs = pyotp.random_base32()
+
+    replaced = thief.post(
+        "/account/totp", data={"secret": theirs, "code": pyotp.TOTP(theirs).at(clock.now), "csrf_token": csrf}
+    )
+    password_only = thief.post(
+        "/account/confirm", data={"password": PASSWORD, "next": "/account/totp", "csrf_token": csrf}
+    )
+    disabled = thief.post("/account/totp/disable", data={"code": NOT_A_CODE, "csrf_token": csrf})
+
+    assert replaced.headers["Location"].startswith("/account/confirm")
+    assert password_only.status_code == 422 and "code" in password_only.get_data(as_text=True)
+    assert disabled.headers["Location"].startswith("/account/confirm")
+    assert _account_row(app, "river")[3] == stored
+
+
+def test_the_confirmation_counts_wrong_passwords_like_sign_in(app, clock):
+    client, csrf = _stale_admin(app, clock)
+    for _ in range(5):
+        client.post("/account/confirm", data={"password": "not the password", "csrf_token": csrf})
+
+    right = client.post("/account/confirm", data={"password": PASSWORD, "next": "/account/tokens", "csrf_token": csrf})
+
+    assert right.status_code == 422
+    assert client.post("/account/tokens", data={"name": "bot", "role": "admin", "csrf_token": csrf}).status_code == 303
+    assert _sql(app, "SELECT count(*) FROM api_tokens") == [(0,)]
+
+
+# --- #12: TOTP secrets are sealed at rest, bound to their account -------------------------------------
+
+
+def test_the_database_holds_no_totp_secret_in_the_clear(app, clock, migrated_template):
+    secret = _with_totp(app, clock)
+
+    ((stored,),) = _sql(app, "SELECT totp_secret FROM accounts WHERE username = 'river'")
+    dump = migrated_template.dump(app.config["DATABASE_URL"])
+
+    assert stored and secret not in stored and not re.fullmatch(r"[A-Z2-7=]+", stored)
+    assert secret not in dump and secret.lower() not in dump.lower()
+
+
+def test_a_sealed_secret_copied_to_another_account_does_not_open_there(app, clock):
+    secret = _with_totp(app, clock, "river")
+    make_account(app, "moderator", "lake")
+    _sql(
+        app,
+        "UPDATE accounts SET totp_secret = (SELECT totp_secret FROM accounts WHERE username = 'river')"
+        " WHERE username = 'lake'",
+    )
+    phone = app.test_client()
+    _login(phone, "lake")
+
+    response = _code_step(phone, pyotp.TOTP(secret).at(clock.now))
+
+    assert response.status_code == 503
+    assert "unavailable" in response.get_data(as_text=True) and secret not in response.get_data(as_text=True)
+    assert phone.get("/api/me").get_json()["role"] == "anonymous"
+
+
+@pytest.fixture
+def keyless(app_config):
+    app = create_app({**app_config, "TOTP_ENCRYPTION_KEY": None})
+    yield app
+    app.extensions["mapsvc.store"].dispose()
+
+
+def test_without_a_key_two_factor_cannot_be_turned_on(keyless, clock):
+    client = keyless.test_client()
+    csrf = sign_in(client, keyless, "peer", "river")
+    secret = re.search(r'id="totp-secret">([A-Z2-7]+)<', client.get("/account/totp").get_data(as_text=True)).group(1)
+
+    response = client.post(
+        "/account/totp", data={"secret": secret, "code": pyotp.TOTP(secret).at(clock.now), "csrf_token": csrf}
+    )
+
+    assert response.status_code == 503 and "tell an admin" in response.get_data(as_text=True)
+    assert _account_row(keyless, "river")[3] is None
+
+
+@pytest.mark.parametrize("key", ["too short", "x" * 44, "dGhlIHRlc3RzJyBUT1RQIGtleSwgMzIgYnl0ZXMgIQ=="])
+def test_a_malformed_key_stops_the_start(app_config, key):
+    with pytest.raises(ValueError, match="TOTP_ENCRYPTION_KEY must be 32 random bytes"):
+        create_app({**app_config, "TOTP_ENCRYPTION_KEY": key})
+
+
+OTHER_KEY = "YW5vdGhlciBrZXkgb2YgMzIgYnl0ZXMsIHJvdGF0ZWQ="
+
+
+@pytest.fixture
+def no_gunicorn(monkeypatch):
+    """Make ``mapsvc serve`` stop where it would start gunicorn (a test must never start serving here)."""
+
+    def refuse(self):
+        raise RuntimeError("gunicorn would have started")
+
+    monkeypatch.setattr(BaseApplication, "run", refuse)
+
+
+def test_serve_refuses_to_start_without_the_key_or_with_a_wrong_one(app, clock, app_config, no_gunicorn):
+    _with_totp(app, clock)
+    for config, says in [
+        ({"TOTP_ENCRYPTION_KEY": None}, "is not set"),
+        ({"TOTP_ENCRYPTION_KEY": OTHER_KEY}, "right key"),
+    ]:
+        other = create_app({**app_config, **config})
+        result = other.test_cli_runner().invoke(args=["serve", "--port", "1"])
+        other.extensions["mapsvc.store"].dispose()
+
+        assert result.exit_code != 0 and says in result.output
+
+
+def test_a_wrong_key_answers_a_clear_503_not_a_500(app, clock, app_config):
+    secret = _with_totp(app, clock)
+    other = create_app({**app_config, "TOTP_ENCRYPTION_KEY": OTHER_KEY})
+    phone = other.test_client()
+    _login(phone, "river")
+
+    response = _code_step(phone, pyotp.TOTP(secret).at(clock.now))
+    other.extensions["mapsvc.store"].dispose()
+
+    assert response.status_code == 503
+    assert "two-factor sign-in is unavailable" in response.get_data(as_text=True)
+
+
+def test_a_new_key_takes_over_from_the_old_one(app, clock, app_config):
+    secret = _with_totp(app, clock)
+    before = _account_row(app, "river")[3]
+    rotated = create_app(
+        {
+            **app_config,
+            "TOTP_ENCRYPTION_KEY": OTHER_KEY,
+            "TOTP_ENCRYPTION_OLD_KEYS": [app_config["TOTP_ENCRYPTION_KEY"]],
+        }
+    )
+    done = rotated.test_cli_runner().invoke(args=["accounts", "encrypt-secrets"])
+    rotated.extensions["mapsvc.store"].dispose()
+    only_new = create_app({**app_config, "TOTP_ENCRYPTION_KEY": OTHER_KEY})
+    phone = only_new.test_client()
+    _login(phone, "river")
+
+    response = _code_step(phone, pyotp.TOTP(secret).at(clock.now))
+    only_new.extensions["mapsvc.store"].dispose()
+
+    assert done.exit_code == 0 and "1 TOTP secrets sealed" in done.output
+    assert _account_row(app, "river")[3] != before
+    assert response.status_code == 303
+
+
+# --- #12: the upgrade from 0008 seals what earlier versions kept in the clear -------------------------
+
+
+@pytest.fixture
+def at_0008(migrated_template, tmp_path):
+    """Return a database at revision 0008 with an account whose TOTP secret is plain, a session and a token."""
+    url = migrated_template.empty(tmp_path)
+    store = Store(url)
+    store.upgrade("0008")
+    store.dispose()
+    hour = datetime(2026, 6, 15, 22)  # naive UTC, as the schema stores it
+    engine = create_engine(url)
+    tables = MetaData()
+    tables.reflect(engine, only=["accounts", "login_sessions", "api_tokens"])
+    account = {
+        "id": 1,
+        "username": "river",
+        "password_hash": PasswordHasher().hash(PASSWORD),
+        "role": "moderator",
+        "totp_secret": PLAIN_SECRET,
+        "totp_last_step": 1,
+        "failed_logins": 3,
+        "disabled": False,
+        "created_hour": hour,
+    }
+    session = {"token_hash": "s", "account_id": 1, "expires_at": datetime(2030, 1, 1), "second_factor_done": True}
+    token = {"token_hash": "t", "name": "bot", "account_id": 1, "role": "peer", "created_hour": hour, "revoked": False}
+    with engine.begin() as connection:
+        connection.execute(tables.tables["accounts"].insert(), [account])
+        connection.execute(tables.tables["login_sessions"].insert(), [session])
+        connection.execute(tables.tables["api_tokens"].insert(), [token])
+    engine.dispose()
+    yield url
+    migrated_template.drop(url)
+
+
+PLAIN_SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
+
+
+def test_the_upgrade_keeps_sessions_and_tokens_and_the_secrets_are_then_sealed(at_0008, app_config, clock, no_gunicorn):
+    Store(at_0008).upgrade()
+    app = create_app({**app_config, "DATABASE_URL": at_0008})
+    refused = app.test_cli_runner().invoke(args=["serve", "--port", "1"])
+
+    sealed = app.test_cli_runner().invoke(args=["accounts", "encrypt-secrets"])
+    phone = app.test_client()
+    _login(phone, "river")
+    signed_in = _code_step(phone, pyotp.TOTP(PLAIN_SECRET).at(clock.now))
+    rows = (_sql(app, "SELECT count(*) FROM login_sessions"), _sql(app, "SELECT count(*) FROM api_tokens"))
+    ((stored,),) = _sql(app, "SELECT totp_secret FROM accounts")
+    app.extensions["mapsvc.store"].dispose()
+
+    assert refused.exit_code != 0 and "encrypt-secrets" in refused.output
+    assert sealed.exit_code == 0 and "1 TOTP secrets sealed" in sealed.output
+    assert PLAIN_SECRET not in stored
+    assert signed_in.status_code == 303
+    assert rows == ([(2,)], [(1,)])  # the old session, and the one just made
