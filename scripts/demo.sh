@@ -14,12 +14,16 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/setup.sh
 
 # Two-factor sign-in seals TOTP secrets with TOTP_ENCRYPTION_KEY, which has no default: the demo
-# makes one, kept beside its database in instance/mapsvc.cfg (readable by this user only).
+# makes one, kept beside its database in instance/mapsvc.cfg (readable by this user only). A real
+# deployment keeps the key out of the folder it backs up with the database (MAPSVC_TOTP_ENCRYPTION_KEY
+# from the service's environment), or one copy of that folder holds both the key and the secrets.
 if [[ -z "${MAPSVC_TOTP_ENCRYPTION_KEY:-}" ]] && ! grep -qs '^TOTP_ENCRYPTION_KEY' instance/mapsvc.cfg; then
     mkdir -p instance
     key=$(.venv/bin/python -c 'import base64, secrets; print(base64.urlsafe_b64encode(secrets.token_bytes(32)).decode())')
     (umask 077 && printf 'TOTP_ENCRYPTION_KEY = "%s"\n' "$key" >>instance/mapsvc.cfg)
 fi
+# umask protects only a file it creates: an older, readable mapsvc.cfg is closed here too.
+[[ -f instance/mapsvc.cfg ]] && chmod 600 instance/mapsvc.cfg
 
 .venv/bin/mapsvc db upgrade
 
