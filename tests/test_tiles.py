@@ -161,3 +161,47 @@ def test_the_overview_is_as_deep_as_its_tile_count_allows(max_tiles, depth):
 def test_a_bad_overview_setting_is_refused_by_name(app_config, setting):
     with pytest.raises(ValueError, match=next(iter(setting))):
         create_app({**app_config, **setting})
+
+
+# --- mapsvc tiles seed: the overview fetched once, politely ----------------------------------
+
+
+@pytest.fixture
+def pauses(monkeypatch):
+    """Record the seed's pauses instead of sleeping through them."""
+    from mapsvc import cli_tiles
+
+    slept: list[float] = []
+    monkeypatch.setattr(cli_tiles, "time", type("Clock", (), {"sleep": staticmethod(slept.append)}))
+    return slept
+
+
+def test_seeding_fetches_each_overview_tile_once_one_at_a_time(upstream, app_config, pauses):
+    app = create_app({**app_config, "TILE_OVERVIEW_MAX_ZOOM": 10})
+    runner = app.test_cli_runner()
+    box = widened(CITIES["bishkek"].bounds, 3000)
+    overview = [
+        f"/{z}/{x}/{y}.png" for z in (8, 9, 10) for x in tiles_meeting(z, box)[0] for y in tiles_meeting(z, box)[1]
+    ]
+
+    first = runner.invoke(args=["tiles", "seed", "--pause", "0.5"])
+    again = runner.invoke(args=["tiles", "seed"])
+    app.extensions["mapsvc.store"].dispose()
+
+    assert first.exit_code == 0 and "fetched 8" in first.output
+    assert again.exit_code == 0 and "fetched 0" in again.output
+    assert [path for path, _ in upstream.requests] == overview  # 2 + 2 + 4 tiles, none deeper, none twice
+    assert pauses == [0.5] * 8
+
+
+def test_seeding_stops_when_the_tile_server_fails(app_config, tmp_path, pauses):
+    config = {**app_config, "TILE_URL": "http://127.0.0.1:9/{z}/{x}/{y}.png", "TILE_CACHE_DIR": str(tmp_path / "t")}
+    tiles.reset_upstream_state()
+    app = create_app({**config, "TILE_TIMEOUT_S": 1})
+
+    result = app.test_cli_runner().invoke(args=["tiles", "seed"])
+    app.extensions["mapsvc.store"].dispose()
+    tiles.reset_upstream_state()
+
+    assert result.exit_code == 1 and "stopped after 0 tiles: the tile server failed" in result.output
+    assert pauses == []
