@@ -164,9 +164,11 @@ def init_app(app: Flask) -> None:
     from mapsvc.cli_advocacy import advocacy_group, districts_group
     from mapsvc.cli_import import import_command
     from mapsvc.cli_roads import roads_group
+    from mapsvc.cli_tiles import tiles_group
 
     for command in (db_group, heat_group, serve, demo, prune_command, admin_group, import_command, roads_group):
         app.cli.add_command(command)
+    app.cli.add_command(tiles_group)
     app.cli.add_command(districts_group)
     app.cli.add_command(advocacy_group)
     app.cli.add_command(accounts_group)

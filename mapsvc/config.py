@@ -41,18 +41,32 @@ DEFAULTS: dict[str, Any] = {
     "TILE_ATTRIBUTION": "© OpenStreetMap contributors",
     "TILE_CACHE_DIR": None,
     "TILE_CACHE_DAYS": 30,
-    # The cache's bound: past it, the tiles fetched on the oldest days are deleted first.
+    # The cache's bound: past it, the deepest tiles are deleted first (the oldest fetch day first
+    # within a zoom level), never the overview's.
     "TILE_CACHE_MAX_MB": 512,
     # Only tiles meeting the service area's box widened by this margin, at these zoom levels, are
     # served (and the map pages keep to them); the upstream never hears of any other.
     "TILE_MARGIN_KM": 3,
     "TILE_MIN_ZOOM": 8,
     "TILE_MAX_ZOOM": 18,
+    # The overview: zoom levels TILE_MIN_ZOOM to TILE_OVERVIEW_MAX_ZOOM, never evicted and fetched
+    # under a budget of their own, so that no crawl of deep tiles takes the map away from anyone.
+    # null: the deepest level at which the overview of the area is at most TILE_OVERVIEW_MAX_TILES
+    # tiles (zoom 15, 1,089 tiles, for Bishkek and the margin); below TILE_MIN_ZOOM: no overview.
+    "TILE_OVERVIEW_MAX_ZOOM": None,
+    "TILE_OVERVIEW_MAX_TILES": 2000,
     # Tiles not in the cache, per client and for everyone (per worker with "memory://" storage):
-    # past either, 429 (a kept tile is still served). OpenStreetMap's tile policy forbids bulk
-    # downloads; "" turns a limit off.
-    "TILE_MISS_RATE_LIMIT": "60 per minute;600 per hour",
-    "TILE_UPSTREAM_RATE_LIMIT": "300 per minute;3000 per hour;20000 per day",
+    # past any, 429 (a kept tile is still served). OpenStreetMap's tile policy forbids bulk
+    # downloads; "" turns a limit off. The overview's fetches count against TILE_OVERVIEW_RATE_LIMIT
+    # for everyone and a count of TILE_MISS_RATE_LIMIT per client of their own; the deeper levels'
+    # against TILE_MISS_RATE_LIMIT per client (and TILE_DEEP_MISS_RATE_LIMIT from TILE_DEEP_MIN_ZOOM,
+    # where crawls go) and TILE_UPSTREAM_RATE_LIMIT for everyone. One client's day is an eighth of
+    # everyone's: see the README for how many addresses spend it.
+    "TILE_OVERVIEW_RATE_LIMIT": "60 per minute;600 per hour;4000 per day",
+    "TILE_MISS_RATE_LIMIT": "60 per minute;600 per hour;2000 per day",
+    "TILE_DEEP_MIN_ZOOM": 17,
+    "TILE_DEEP_MISS_RATE_LIMIT": "30 per minute;300 per hour;1000 per day",
+    "TILE_UPSTREAM_RATE_LIMIT": "240 per minute;2400 per hour;16000 per day",
     "TILE_TIMEOUT_S": 5,
     # Longest back-off after upstream failures in a row (the first is 2 s, then 4, 8, ...).
     "TILE_RETRY_AFTER_S": 60,

@@ -9,6 +9,7 @@ the map asks for.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 #: The latitude at which the Web Mercator square ends, in degrees.
 MERCATOR_LAT = math.degrees(math.atan(math.sinh(math.pi)))
@@ -74,3 +75,75 @@ def meets(tile: Box, box: Box) -> bool:
         and north >= bottom - SLACK_DEG
         and south <= top + SLACK_DEG
     )
+
+
+def _span(z: int, first: int, last: int, meeting: Callable[[int], bool]) -> range:
+    """Return the numbers from about ``first`` to about ``last`` (give or take one) that ``meeting`` admits.
+
+    ``meeting`` admits one run of numbers, so only its ends are looked for.
+    """
+    n = 2**z
+    low = next((i for i in range(max(0, first - 1), min(n, last + 2)) if meeting(i)), None)
+    if low is None:
+        return range(0)
+    high = next(i for i in range(min(n - 1, last + 1), low - 1, -1) if meeting(i))
+    return range(low, high + 1)
+
+
+def tiles_meeting(z: int, box: Box) -> tuple[range, range]:
+    """Return the columns and the rows of the zoom-``z`` tiles that meet ``box`` (as :func:`meets` judges).
+
+    Parameters
+    ----------
+    z : int
+        Zoom level.
+    box : tuple of float
+        (west, south, east, north) in degrees.
+
+    """
+    west, south, east, north = box
+    n = 2**z
+
+    def column(lon: float) -> int:
+        return int((lon + 180.0) / 360.0 * n)
+
+    def row(lat: float) -> int:
+        lat = max(-MERCATOR_LAT, min(MERCATOR_LAT, lat))
+        return int((1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * n)
+
+    # Columns and rows are judged apart: the other axis is given the whole square.
+    columns = _span(z, column(west), column(east), lambda x: meets(tile_box(z, x, 0), (west, -90.0, east, 90.0)))
+    rows = _span(z, row(north), row(south), lambda y: meets(tile_box(z, 0, y), (-180.0, south, 180.0, north)))
+    return columns, rows
+
+
+def tile_count(z: int, box: Box) -> int:
+    """Return how many tiles of zoom ``z`` meet ``box``."""
+    columns, rows = tiles_meeting(z, box)
+    return len(columns) * len(rows)
+
+
+def overview_depth(box: Box, min_zoom: int, max_zoom: int, max_tiles: int) -> int:
+    """Return the deepest zoom whose tiles from ``min_zoom`` down to it, over ``box``, are at most ``max_tiles``.
+
+    Parameters
+    ----------
+    box : tuple of float
+        (west, south, east, north) in degrees.
+    min_zoom, max_zoom : int
+        The zoom levels the map shows.
+    max_tiles : int
+        The most tiles the overview may hold.
+
+    Returns
+    -------
+    int
+        A zoom level from ``min_zoom - 1`` (no level fits) to ``max_zoom``.
+
+    """
+    total = 0
+    for z in range(min_zoom, max_zoom + 1):
+        total += tile_count(z, box)
+        if total > max_tiles:
+            return z - 1
+    return max_zoom

@@ -1,24 +1,30 @@
-"""The tile proxy's disk cache: bounded in size, the oldest tiles evicted first, no precise time kept.
+"""The tile proxy's disk cache: bounded in size, the deepest tiles evicted first, no precise time kept.
 
 A tile lives at ``<folder>/<z>/<x>/<y>.png``. The workers of one host share a running total of
 the cache's bytes in ``<folder>/.size``, changed under an exclusive ``flock``, so no request
 walks the tree; a store that takes the total past ``TILE_CACHE_MAX_MB`` prunes (one worker at a
-time, under ``.prune``): it measures the tree, deletes the oldest tiles until it holds at most
+time, under ``.prune``): it measures the tree, deletes tiles until it holds at most
 :data:`LOW_WATER` of the bound, and sets the total to what it found.
+
+What a prune deletes: the deepest zoom level first (a zoom-18 tile serves a few streets, a
+zoom-12 tile the whole city; a crawler's tiles are mostly deep), the oldest fetch day first
+within a level; never a tile of the overview (zoom ``overview_max_zoom`` and shallower), so that
+no crawl can push out the map everyone zooms in from.
 
 File times: a tile fetched at zoom 18 over someone's home at 03:12 would be a trace of who looked
 where, and when. So every tile, the directories that hold it and the total's file get the start
 of their UTC day as modification and access time (``os.utime``), and tiles are read with
 ``O_NOATIME`` so that a read does not set the access time (``relatime`` would). Eviction goes by
-that day (the higher zoom first within a day), never by the access time. The inode change time
-(``ctime``) still says when a file was last written, to the second, and no program can set it:
-put the cache on a ``tmpfs`` (nothing on disk; ``TILE_CACHE_DIR``) where that matters.
+zoom level and that day, never by the access time. The inode change time (``ctime``) still says
+when a file was last written, to the second, and no program can set it: put the cache on a
+``tmpfs`` (nothing on disk; ``TILE_CACHE_DIR``) where that matters.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import logging
 import os
 import tempfile
 import time
@@ -33,6 +39,8 @@ LOW_WATER = 0.9
 
 #: A temporary file this old was left by a worker that died while writing it.
 ABANDONED_S = 3600
+
+log = logging.getLogger(__name__)
 
 SIZE_FILE = ".size"
 PRUNE_LOCK = ".prune"
@@ -66,11 +74,15 @@ class _Entry:
 
 
 class TileCache:
-    """The tiles under ``folder``, at most ``max_bytes`` of them (give or take one prune's worth)."""
+    """The tiles under ``folder``, at most ``max_bytes`` of them (give or take one prune's worth).
 
-    def __init__(self, folder: Path, max_bytes: int) -> None:
+    Tiles of zoom ``overview_max_zoom`` and shallower (the overview) are never evicted.
+    """
+
+    def __init__(self, folder: Path, max_bytes: int, overview_max_zoom: int = -1) -> None:
         self.folder = folder
         self.max_bytes = max_bytes
+        self.overview_max_zoom = overview_max_zoom
 
     def path(self, z: int, x: int, y: int) -> Path:
         """Return where tile ``z/x/y`` is kept."""
@@ -124,10 +136,10 @@ class TileCache:
         return total
 
     def prune(self, keep: Path | None = None) -> None:
-        """Delete the oldest tiles until the cache holds at most LOW_WATER of its bound (one worker at a time).
+        """Delete tiles until the cache holds at most LOW_WATER of its bound (one worker at a time).
 
-        The tiles fetched on the oldest day go first, the deepest zoom first within a day (a deep
-        tile serves fewer views); ``keep``, the tile just stored, stays.
+        The deepest zoom goes first (a deep tile serves fewer views), the oldest fetch day first
+        within a zoom; the overview and ``keep``, the tile just stored, stay.
         """
         lock = os.open(self.folder / PRUNE_LOCK, os.O_RDWR | os.O_CREAT, 0o600)
         try:
@@ -136,24 +148,34 @@ class TileCache:
             except BlockingIOError:
                 return  # another worker is pruning
             before = self._add(0)
-            entries = sorted(self._entries(), key=lambda e: (e.day, -e.zoom))
+            entries = list(self._entries())
             kept = sum(e.size for e in entries)
-            target = int(self.max_bytes * LOW_WATER)
-            day = coarse_time()
-            for entry in entries:
-                if kept <= target:
-                    break
-                if entry.path == keep:
-                    continue
-                with contextlib.suppress(FileNotFoundError):
-                    entry.path.unlink()
-                    kept -= entry.size
-                    self._coarsen_folders(entry.path.parent, day)
+            kept = self._evict(self._evictable(entries, keep), kept)
+            if kept > self.max_bytes * LOW_WATER:
+                log.warning("tile cache: the overview's zoom levels alone fill the cache; raise TILE_CACHE_MAX_MB")
             # What other workers stored while this one measured stays counted.
             self._add(kept - before)
         finally:
             os.close(lock)
             self._coarsen_folders(self.folder, coarse_time())
+
+    def _evictable(self, entries: list[_Entry], keep: Path | None) -> list[_Entry]:
+        """Return the tiles a prune may delete, in the order it deletes them: deepest, then oldest."""
+        deep = [e for e in entries if e.zoom > self.overview_max_zoom and e.path != keep]
+        return sorted(deep, key=lambda e: (-e.zoom, e.day))
+
+    def _evict(self, entries: list[_Entry], kept: int) -> int:
+        """Delete ``entries`` in order until ``kept`` bytes are at most LOW_WATER of the bound; return what is left."""
+        target = int(self.max_bytes * LOW_WATER)
+        day = coarse_time()
+        for entry in entries:
+            if kept <= target:
+                break
+            with contextlib.suppress(FileNotFoundError):
+                entry.path.unlink()
+                kept -= entry.size
+                self._coarsen_folders(entry.path.parent, day)
+        return kept
 
     def _entries(self) -> Iterator[_Entry]:
         """Yield every kept tile; delete temporary files that a dead worker left behind."""

@@ -10,6 +10,7 @@ HSTS is sent over https only.
 from __future__ import annotations
 
 import math
+import os
 import socket
 import threading
 import time
@@ -154,8 +155,10 @@ def test_the_map_asks_only_for_tiles_the_server_serves(tile_client, upstream):
 def test_the_cache_stays_under_its_bound_after_many_distinct_tiles(app_config, tmp_path):
     server = Upstream(body=png(4096))
     folder = tmp_path / "tiles"
-    bound_mb = 0.05  # 52 KB: about 12 tiles of 4 KB
-    app_config.update(TILE_URL=server.url, TILE_CACHE_DIR=str(folder), TILE_CACHE_MAX_MB=bound_mb)
+    bound_mb = 0.05  # 52 KB: about 12 tiles of 4 KB, too few for an overview
+    app_config.update(
+        TILE_URL=server.url, TILE_CACHE_DIR=str(folder), TILE_CACHE_MAX_MB=bound_mb, TILE_OVERVIEW_MAX_TILES=0
+    )
     tiles.reset_upstream_state()
     app = create_app(app_config)
     client = app.test_client()
@@ -282,6 +285,136 @@ def test_tile_misses_are_limited_per_client_and_for_everyone(tile_config, upstre
     assert again.status_code == 200
     assert [r.status_code for r in others] == [200, 200, 429]  # everyone's 5 are spent
     assert len(upstream.requests) == 5
+
+
+# --- tiles: a crawler cannot take the map away from peers ---------------------------------------
+#
+# The default area (Bishkek and 3 km) has 1,089 tiles at zoom 8 to 15, the overview, and 60,910 at
+# zoom 16 to 18, where a crawl spends the upstream budget.
+
+OVERVIEW = [tile_at(z, *BISHKEK) for z in (8, 12, 15)]
+
+
+def peer_get(client, address: str, tile: tuple[int, int, int]) -> int:  # type: ignore[no-untyped-def]
+    return int(client.get(url(*tile), environ_base={"REMOTE_ADDR": address}).status_code)
+
+
+def test_spending_the_deep_budget_leaves_the_overview_fetchable(tile_config, upstream):
+    app = create_app({**tile_config, "RATELIMIT_ENABLED": True, "TILE_UPSTREAM_RATE_LIMIT": "4 per day"})
+    client = app.test_client()
+    z, x, y = tile_at(18, *BISHKEK)
+    crawl = [peer_get(client, f"203.0.113.{i}", (z, x + i, y)) for i in range(5)]  # five addresses
+
+    peer = "198.51.100.7"
+    overview = [peer_get(client, peer, tile) for tile in OVERVIEW]  # none cached yet
+    cached_deep = peer_get(client, peer, (z, x, y))
+    uncached_deep = peer_get(client, peer, (z, x + 9, y))
+    app.extensions["mapsvc.store"].dispose()
+
+    assert crawl == [200] * 4 + [429]
+    assert overview == [200] * 3
+    assert cached_deep == 200
+    assert uncached_deep == 429  # the map shows its plain background there
+    assert len(upstream.requests) == 4 + 3
+
+
+def test_one_address_fetches_fewer_of_the_deepest_tiles_and_keeps_the_overview(tile_config, upstream):
+    limits = {"TILE_MISS_RATE_LIMIT": "4 per day", "TILE_DEEP_MISS_RATE_LIMIT": "2 per day"}
+    app = create_app({**tile_config, "RATELIMIT_ENABLED": True, "TILE_DEEP_MIN_ZOOM": 17, **limits})
+    client = app.test_client()
+    crawler = "203.0.113.1"
+    z, x, y = tile_at(18, *BISHKEK)
+    z16, x16, y16 = tile_at(16, *BISHKEK)
+
+    deepest = [peer_get(client, crawler, (z, x + i, y)) for i in range(3)]
+    deep = [peer_get(client, crawler, (z16, x16 + i, y16)) for i in range(3)]
+    overview = [peer_get(client, crawler, tile) for tile in OVERVIEW]  # a count of their own
+    app.extensions["mapsvc.store"].dispose()
+
+    assert deepest == [200, 200, 429]
+    assert deep == [200, 200, 429]  # 4 in all: 2 at zoom 18, 2 at 16
+    assert overview == [200] * 3
+
+
+def _per(limit: str, unit: str) -> int:
+    """Return what ``limit`` allows in one ``unit`` (the tightest of its windows that fit in one)."""
+    from limits import parse_many
+
+    lengths = {"minute": 60, "hour": 3600, "day": 86400}
+    return min(
+        math.ceil(lengths[unit] / item.get_expiry()) * item.amount
+        for item in parse_many(limit)
+        if item.get_expiry() <= lengths[unit]
+    )
+
+
+@pytest.mark.parametrize(("unit", "addresses"), [("hour", 4), ("day", 8)])
+def test_by_default_many_addresses_are_needed_to_spend_the_deep_budget(unit, addresses):
+    """The README's arithmetic: one address (or IPv6 /64) gets a fraction of everyone's budget."""
+    from mapsvc.config import DEFAULTS
+
+    one = _per(DEFAULTS["TILE_MISS_RATE_LIMIT"], unit)
+    everyone = _per(DEFAULTS["TILE_UPSTREAM_RATE_LIMIT"], unit)
+
+    assert one * addresses <= everyone
+    assert _per(DEFAULTS["TILE_DEEP_MISS_RATE_LIMIT"], unit) * 2 <= one
+
+
+def age(path: Path, days: int) -> None:
+    """Date a cached tile ``days`` UTC days back, as if fetched then."""
+    day = time.time() // DAY_S * DAY_S - days * DAY_S
+    os.utime(path, (day, day))
+
+
+def test_a_crawl_of_deep_tiles_does_not_evict_the_overview(app_config, tmp_path):
+    server = Upstream(body=png(16384))
+    folder = tmp_path / "tiles"
+    bound_mb = 0.5  # 512 KB: about 32 tiles of 16 KB
+    app_config.update(
+        TILE_URL=server.url, TILE_CACHE_DIR=str(folder), TILE_CACHE_MAX_MB=bound_mb, TILE_OVERVIEW_MAX_ZOOM=9
+    )
+    tiles.reset_upstream_state()
+    app = create_app(app_config)
+    client = app.test_client()
+    overview = [tile_at(z, *BISHKEK) for z in (8, 9)]
+    z, x, y = tile_at(18, *BISHKEK)
+    try:
+        assert [client.get(url(*t)).status_code for t in overview] == [200, 200]
+        for tile in overview:  # looked at for weeks: fetched long ago
+            age(folder / "{}/{}/{}.png".format(*tile), 20)
+        crawl = [client.get(url(z, x + i, y + j)).status_code for i in range(8) for j in range(5)]  # 640 KB
+    finally:
+        server.close()
+        app.extensions["mapsvc.store"].dispose()
+
+    kept = cached_files(folder)
+    assert crawl == [200] * 40
+    assert [folder / "{}/{}/{}.png".format(*t) in kept for t in overview] == [True, True]
+    assert sum(p.stat().st_size for p in kept) <= bound_mb * 2**20
+
+
+def test_eviction_removes_the_deepest_zoom_first_and_the_oldest_day_within_it(tmp_path):
+    from mapsvc.web.tilecache import TileCache
+
+    cache = TileCache(tmp_path / "tiles", 50_000)
+    days_ago = {(17, 1, 1): 9, (18, 1, 1): 0, (18, 1, 2): 2, (18, 1, 3): 1}
+    for tile, days in days_ago.items():
+        cache.store(*tile, png(10_000))
+        age(cache.path(*tile), days)
+    cache.store(16, 1, 1, png(10_000))  # 50 KB: at the bound
+    cache.store(15, 1, 1, png(10_000))  # 60 KB: pruned to 45 KB at most, two tiles deleted
+
+    left = {(int(p.parts[-3]), int(p.parts[-2]), int(p.stem)) for p in cached_files(tmp_path / "tiles")}
+    assert left == {(15, 1, 1), (16, 1, 1), (17, 1, 1), (18, 1, 1)}  # zoom 18's two oldest went
+
+
+def test_a_cache_bound_too_small_for_the_overview_is_refused(app_config):
+    with pytest.raises(ValueError, match="TILE_CACHE_MAX_MB") as refused:
+        create_app({**app_config, "TILE_CACHE_MAX_MB": 16})
+
+    message = str(refused.value)
+    assert "1089 tiles" in message and "TILE_OVERVIEW_MAX_ZOOM" in message
+    assert "74." not in message and "42." not in message  # says nothing of where the area lies
 
 
 # --- HSTS ---------------------------------------------------------------------------------------
