@@ -17,8 +17,10 @@ bash scripts/setup.sh
 # makes one, kept beside its database in instance/mapsvc.cfg (readable by this user only). A real
 # deployment keeps the key out of the folder it backs up with the database (MAPSVC_TOTP_ENCRYPTION_KEY
 # from the service's environment), or one copy of that folder holds both the key and the secrets.
+# The instance folder (database, its WAL, tile cache, config) is this user's alone.
+mkdir -p instance
+chmod 700 instance
 if [[ -z "${MAPSVC_TOTP_ENCRYPTION_KEY:-}" ]] && ! grep -qs '^TOTP_ENCRYPTION_KEY' instance/mapsvc.cfg; then
-    mkdir -p instance
     key=$(.venv/bin/python -c 'import base64, secrets; print(base64.urlsafe_b64encode(secrets.token_bytes(32)).decode())')
     (umask 077 && printf 'TOTP_ENCRYPTION_KEY = "%s"\n' "$key" >>instance/mapsvc.cfg)
 fi
