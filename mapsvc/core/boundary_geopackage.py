@@ -130,6 +130,7 @@ def _layer(connection: sqlite3.Connection, layer: str | None) -> tuple[str, str,
             " JOIN gpkg_geometry_columns g ON g.table_name = c.table_name"
             " WHERE lower(c.data_type) = 'features' ORDER BY c.table_name"
         )
+        if isinstance(table, str) and isinstance(column, str)  # SQLite stores any type in any column
     }
     if layer is not None:
         if layer not in tables:

@@ -274,6 +274,18 @@ def test_geopackages_holding_sql_that_reading_would_run_are_refused(tmp_path, st
     assert refusal(data, layer="rayons") == f"cannot read the file as GeoJSON or GeoPackage: {message}"
 
 
+def test_a_layer_whose_name_is_not_text_is_no_layer(tmp_path):
+    data = geopackage(
+        tmp_path,
+        "INSERT INTO gpkg_contents (table_name, data_type, identifier, srs_id)"
+        " VALUES (X'6C65616B', 'features', 'x', 4326)",  # the bytes of 'leak'
+        "INSERT INTO gpkg_geometry_columns VALUES (X'6C65616B', 'geom', 'POLYGON', 4326, 0, 0)",
+    )
+
+    assert [d.name for d in read_districts(io.BytesIO(data))] == ["Lenin", "Pervomay"]
+    assert refusal(data, layer="leak") == "no layer 'leak' in the GeoPackage (layers: rayons)"
+
+
 def test_a_missing_layer_is_named_with_those_there(tmp_path):
     assert refusal(geopackage(tmp_path), layer="x") == "no layer 'x' in the GeoPackage (layers: rayons)"
 
