@@ -2,15 +2,17 @@
 
 GDAL opens anything it has a driver for: a VRT file (XML) reads any local file or SQLite database
 and may fetch from other hosts through ``/vsicurl/``, a ``CSV:`` path shows a file's first line
-as field names, a zip is opened through ``/vsizip/``. So a boundary file's first bytes decide:
+as field names, a zip is opened through ``/vsizip/``; and even its GeoPackage driver hands the
+CRS definition a file stores to PROJ, which opens any grid file or URL that text names. So a
+boundary file's first bytes decide, and GDAL reads none of them:
 
-- JSON (text starting with ``{`` or ``[``) must be GeoJSON: parsed as JSON, a FeatureCollection or
-  Feature, its shapes built by shapely with no GDAL at all. RFC 7946 GeoJSON is longitude/latitude
-  (EPSG:4326); a legacy ``crs`` member is honoured only when it names an EPSG code (or CRS84).
-- SQLite's header with a GeoPackage application id is a GeoPackage. Python's sqlite3 first checks,
-  in memory, that its schema holds no SQL that reading would run (views, virtual tables other
-  than spatial indexes, generated columns); then GDAL's GPKG driver alone (the ``GPKG:`` prefix)
-  reads the one layer, at most the limit's count of features, from a private temporary folder.
+- JSON (text starting with ``{`` or ``[``) must be GeoJSON: its brackets and commas are counted
+  first (parsed JSON takes some ten times the text's size), then it is parsed as JSON, a
+  FeatureCollection or Feature, its shapes built by shapely. RFC 7946 GeoJSON is
+  longitude/latitude (EPSG:4326); a legacy ``crs`` member is honoured only when it names an EPSG
+  code (or CRS84) of a 2D geographic or projected CRS.
+- SQLite's header with a GeoPackage application id is a GeoPackage, read by Python's sqlite3 and
+  shapely (:mod:`mapsvc.core.boundary_geopackage`).
 - anything else, zips included, is refused with a message saying what was expected.
 
 Messages name the problem, never a library's error text, which can quote another file.
@@ -19,54 +21,36 @@ Messages name the problem, never a library's error text, which can quote another
 from __future__ import annotations
 
 import re
-import sqlite3
-import tempfile
-from contextlib import closing, nullcontext
-from dataclasses import dataclass
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import orjson
-import pyogrio
 import shapely
 from pyproj import CRS
-from pyproj.exceptions import CRSError
 from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
 
-UNREADABLE = "cannot read the file as GeoJSON or GeoPackage"
+from mapsvc.core.boundary_geopackage import read_geopackage
+from mapsvc.core.boundary_rules import UNREADABLE, Boundaries, no_field, plane_crs, too_detailed, too_many
+from mapsvc.core.boundary_rules import DistrictFileError as DistrictFileError  # callers catch it from here
+
 BOM = b"\xef\xbb\xbf"
 SQLITE_HEADER = b"SQLite format 3\x00"
 #: GeoPackage application ids (big-endian at byte 68): "GPKG" since version 1.2, "GP10"/"GP11" before.
 GPKG_IDS = (b"GPKG", b"GP10", b"GP11")
 #: Compressed files recognised only to say so.
 ARCHIVES = {b"PK\x03\x04": "a zip archive", b"PK\x05\x06": "a zip archive", b"\x1f\x8b": "gzip-compressed"}
-#: The only virtual table a GeoPackage may hold: a spatial index, exactly as the standard writes it.
-_IDENTIFIER = r'(?:"(?:[^"]|"")+"|`(?:[^`]|``)+`|\[[^\]]+\]|\w+)'
-_RTREE = re.compile(
-    rf"CREATE VIRTUAL TABLE\s+{_IDENTIFIER}\s+USING\s+rtree\s*\(\s*"
-    r"id\s*,\s*minx\s*,\s*maxx\s*,\s*miny\s*,\s*maxy\s*\)\s*",
-    re.IGNORECASE,
-)
+#: JSON brackets allowed for each feature beyond its points, rings and polygons (Feature, properties, geometry).
+FEATURE_BRACKETS = 10
+#: JSON commas allowed for each feature beyond its points' (members and properties).
+FEATURE_COMMAS = 100
 _EPSG_NAME = re.compile(
     r"(?:urn:ogc:def:crs:EPSG:[0-9.]*:|EPSG:|https?://www\.opengis\.net/def/crs/EPSG/0/)([0-9]{1,9})", re.IGNORECASE
 )
 _CRS84_NAME = re.compile(
     r"(?:urn:ogc:def:crs:OGC:1\.3:|OGC:|https?://www\.opengis\.net/def/crs/OGC/1\.3/)CRS84", re.IGNORECASE
 )
-
-
-class DistrictFileError(ValueError):
-    """A boundary file cannot be used; the message says why."""
-
-
-@dataclass(frozen=True)
-class Boundaries:
-    """A boundary file's features: each one's name value and geometry, and the file's CRS."""
-
-    names: list[object]
-    geometries: list[BaseGeometry | None]
-    crs: CRS | None
 
 
 def read_bounded(source: Path | BinaryIO, limit: int) -> bytes:
@@ -82,20 +66,38 @@ def read_bounded(source: Path | BinaryIO, limit: int) -> bytes:
     return data
 
 
-def read_boundaries(data: bytes, name_field: str, layer: str | None, max_features: int) -> Boundaries:
+def read_boundaries(data: bytes, name_field: str, layer: str | None, max_features: int, max_points: int) -> Boundaries:
     """Return the features of a GeoJSON or GeoPackage file, refusing one with over ``max_features``.
+
+    Parameters
+    ----------
+    data : bytes
+        The file.
+    name_field : str
+        The field holding each feature's name.
+    layer : str or None
+        A GeoPackage's layer to read (None: the only one).
+    max_features : int
+        Most features read; a file with more is refused, past features never read.
+    max_points : int
+        Most points, rings and polygons, all features together; a GeoJSON's text is counted
+        against it before it is parsed, a GeoPackage's geometries before they are built.
 
     Raises
     ------
     DistrictFileError
-        If the bytes are neither format, the name field is missing, or there are too many features.
+        If the bytes are neither format, the name field is missing, or there are too many
+        features or points.
 
     """
     if file_kind(data) == "geojson":
         if layer:
             raise DistrictFileError("a GeoJSON file has a single layer: leave the layer empty")
-        return _geojson(data, name_field, max_features)
-    return _geopackage(data, name_field, layer, max_features)
+        return _geojson(data, name_field, max_features, max_points)
+    boundaries = read_geopackage(data, name_field, layer, max_features + 1, max_points)
+    if len(boundaries.names) > max_features:
+        raise too_many(max_features)
+    return boundaries
 
 
 def file_kind(data: bytes) -> str:
@@ -114,16 +116,9 @@ def file_kind(data: bytes) -> str:
     raise DistrictFileError(f"{UNREADABLE}: only those two formats are accepted (no VRT, CSV, shapefile or other)")
 
 
-def _too_many(max_features: int) -> DistrictFileError:
-    return DistrictFileError(f"the file holds more than {max_features} districts")
-
-
-def _no_field(name_field: str, fields: list[str]) -> DistrictFileError:
-    return DistrictFileError(f"no field {name_field!r} for the district names (fields: {', '.join(fields)})")
-
-
-def _geojson(data: bytes, name_field: str, max_features: int) -> Boundaries:
+def _geojson(data: bytes, name_field: str, max_features: int, max_points: int) -> Boundaries:
     """Read GeoJSON as JSON; the count is checked before any geometry is built."""
+    _refuse_too_detailed(data, max_features, max_points)
     try:
         document = orjson.loads(data.removeprefix(BOM))
     except orjson.JSONDecodeError as exc:
@@ -132,9 +127,27 @@ def _geojson(data: bytes, name_field: str, max_features: int) -> Boundaries:
     rows = [_properties(feature, row) for row, feature in enumerate(features, start=1)]
     fields = list(dict.fromkeys(key for properties in rows for key in properties))
     if name_field not in fields:
-        raise _no_field(name_field, fields)
+        raise no_field(name_field, fields)
     geometries = [_shape(feature.get("geometry"), row) for row, feature in enumerate(features, start=1)]
     return Boundaries([properties.get(name_field) for properties in rows], geometries, _geojson_crs(document))
+
+
+def _refuse_too_detailed(data: bytes, max_features: int, max_points: int) -> None:
+    """Refuse JSON text with more brackets or commas than ``max_points`` points could have, before parsing it.
+
+    Parsing builds a Python object for every value: a point ``[74.5,42.8]`` becomes a list and two
+    floats, some 190 bytes for 20 of text, and a text of empty lists ``[],[],`` takes 30 times its
+    size. Every point, ring and polygon opens one bracket; a 2D point has two commas, a 3D one
+    three. Counting bytes is fast and needs no memory; brackets or commas inside strings count
+    too, which only errs on the safe side.
+    """
+    brackets = data.count(b"[") + data.count(b"{")
+    commas = data.count(b",")
+    if (
+        brackets > max_points + FEATURE_BRACKETS * max_features
+        or commas > 2 * max_points + FEATURE_COMMAS * max_features
+    ):
+        raise too_detailed(max_points)
 
 
 def _features(document: Any, max_features: int) -> list[Any]:
@@ -146,7 +159,7 @@ def _features(document: Any, max_features: int) -> list[Any]:
     if not features:
         raise DistrictFileError("the file holds no districts")
     if len(features) > max_features:
-        raise _too_many(max_features)
+        raise too_many(max_features)
     return features
 
 
@@ -183,91 +196,4 @@ def _geojson_crs(document: dict[str, Any]) -> CRS:
     code = _EPSG_NAME.fullmatch(name) if isinstance(name, str) else None
     if code is None:
         raise DistrictFileError("the file's crs member names no EPSG code (GeoJSON needs none: it is EPSG:4326)")
-    try:
-        return CRS.from_epsg(int(code[1]))
-    except CRSError:
-        raise DistrictFileError("the file's crs member names an EPSG code that does not exist") from None
-
-
-def _geopackage(data: bytes, name_field: str, layer: str | None, max_features: int) -> Boundaries:
-    """Check a GeoPackage's schema, then read one layer with GDAL's GPKG driver only."""
-    data = _rollback_journal(data)
-    table, fields = _inspect(data, layer)
-    if name_field not in fields:
-        raise _no_field(name_field, fields)
-    with tempfile.TemporaryDirectory(prefix="mapsvc-districts-") as folder:  # mode 0700, removed after
-        path = Path(folder) / "districts.gpkg"
-        path.write_bytes(data)
-        try:
-            frame = pyogrio.read_dataframe(
-                f"GPKG:{path}", layer=table, columns=[name_field], max_features=max_features + 1
-            )
-        except Exception as exc:  # GDAL's errors vary, and their text may quote the file
-            raise DistrictFileError(f"{UNREADABLE}: GDAL cannot read the GeoPackage ({type(exc).__name__})") from None
-    if len(frame) > max_features:
-        raise _too_many(max_features)
-    return Boundaries(frame[name_field].tolist(), list(frame.geometry), frame.crs)
-
-
-def _rollback_journal(data: bytes) -> bytes:
-    """Mark a write-ahead-log database (QGIS leaves GeoPackages so) as the single file it now is."""
-    if data[18:20] == b"\x02\x02":
-        return data[:18] + b"\x01\x01" + data[20:]
-    return data
-
-
-def _inspect(data: bytes, layer: str | None) -> tuple[str, list[str]]:
-    """Return the feature table to read and its fields, read in memory by Python's sqlite3."""
-    try:
-        with closing(sqlite3.connect(":memory:")) as connection:
-            connection.deserialize(data)
-            connection.execute("PRAGMA query_only = ON")
-            _refuse_executable_schema(connection)
-            tables = dict(
-                connection.execute(
-                    "SELECT c.table_name, g.column_name FROM gpkg_contents c"
-                    " JOIN gpkg_geometry_columns g ON g.table_name = c.table_name"
-                    " WHERE lower(c.data_type) = 'features' ORDER BY c.table_name"
-                ).fetchall()
-            )
-            table = _choose(tables, layer)
-            columns = connection.execute("SELECT name, pk FROM pragma_table_info(?)", (table,)).fetchall()
-    except sqlite3.DatabaseError as exc:
-        raise DistrictFileError(
-            f"{UNREADABLE}: the GeoPackage is damaged or incomplete ({type(exc).__name__})"
-        ) from None
-    return table, [name for name, pk in columns if not pk and name != tables[table]]
-
-
-def _refuse_executable_schema(connection: sqlite3.Connection) -> None:
-    """Refuse views, virtual tables other than spatial indexes and generated columns: reading runs their SQL."""
-    objects = connection.execute("SELECT name, type FROM pragma_table_list WHERE schema = 'main'").fetchall()
-    for name, kind in objects:  # kinds as SQLite parsed the schema, whatever sqlite_master's type column says
-        if kind == "view":
-            raise DistrictFileError(
-                f"{UNREADABLE}: the GeoPackage holds a view (SQL run on reading); only tables are read"
-            )
-        if kind == "virtual":
-            query = "SELECT sql FROM sqlite_master WHERE name = ? AND type = 'table'"
-            text = connection.execute(query, (name,)).fetchone()
-            if text is None or not _RTREE.fullmatch(text[0] or ""):
-                raise DistrictFileError(
-                    f"{UNREADABLE}: the GeoPackage holds a virtual table other than a spatial index"
-                )
-        else:
-            hidden = connection.execute("SELECT hidden FROM pragma_table_xinfo(?)", (name,)).fetchall()
-            if any(flag in (2, 3) for (flag,) in hidden):
-                raise DistrictFileError(f"{UNREADABLE}: the GeoPackage holds generated columns (SQL run on reading)")
-
-
-def _choose(tables: dict[str, str], layer: str | None) -> str:
-    """Return the layer asked for, or the only one."""
-    if layer is not None:
-        if layer not in tables:
-            raise DistrictFileError(f"no layer {layer!r} in the GeoPackage (layers: {', '.join(tables)})")
-        return layer
-    if not tables:
-        raise DistrictFileError("the GeoPackage holds no layer of features")
-    if len(tables) > 1:
-        raise DistrictFileError(f"the GeoPackage holds several layers ({', '.join(tables)}): name the one to read")
-    return next(iter(tables))
+    return plane_crs(int(code[1]), "the file's crs member")

@@ -27,6 +27,9 @@ from mapsvc.core.boundary_files import read_boundaries, read_bounded
 
 #: Most districts a file may hold.
 MAX_DISTRICTS = 2000
+#: Most points, rings and polygons in a file, all districts together: 2000 districts of 500 points
+#: each. It bounds what parsing a GeoJSON takes, some 190 bytes a point (README, "District files").
+MAX_POINTS = 1_000_000
 #: Largest boundary file read, in bytes: a city's districts in fine detail fit several times over.
 MAX_FILE_BYTES = 32 * 1024 * 1024
 NAME_MAX_LENGTH = 200
@@ -57,11 +60,12 @@ def read_districts(source: Path | BinaryIO, name_field: str = "name", layer: str
     ------
     DistrictFileError
         If the file is larger than :data:`MAX_FILE_BYTES`, neither GeoJSON nor GeoPackage, lacks
-        the name field, has no CRS, holds non-polygons, empty or duplicate names, or more than
-        :data:`MAX_DISTRICTS` districts (found before the rest is read).
+        the name field, has no CRS, holds non-polygons, empty or duplicate names, more than
+        :data:`MAX_DISTRICTS` districts or :data:`MAX_POINTS` points (found before the rest is read).
 
     """
-    found = read_boundaries(read_bounded(source, MAX_FILE_BYTES), name_field, layer, MAX_DISTRICTS)
+    data = read_bounded(source, MAX_FILE_BYTES)
+    found = read_boundaries(data, name_field, layer, MAX_DISTRICTS, MAX_POINTS)
     if not found.names:
         raise DistrictFileError("the file holds no districts")
     if found.crs is None:

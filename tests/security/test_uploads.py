@@ -5,13 +5,22 @@ the accounts table of any SQLite database into district names, a ``CSV:`` source
 file's first line in the "no field" message, ``/vsicurl/`` fetched from other hosts, a zip was
 opened, and the district count was checked only after the whole file was read. Each attack is
 tried on the core reader, through the advocates' upload page and through the command line.
+
+The follow-up review found three more: GDAL's GeoPackage driver still handed the file's stored CRS
+definition to PROJ, which opened the grid file or fetched the URL a ``PARAMETERFILE`` named;
+parsing a GeoJSON took up to 30 times its size in memory before anything was counted; and a
+``crs`` member naming a vertical CRS swapped the axes without a word.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import os
 import sqlite3
+import struct
+import subprocess
+import sys
 import tempfile
 import threading
 import zipfile
@@ -20,12 +29,17 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import geopandas as gpd
+import numpy as np
+import orjson
 import pyogrio
 import pytest
-from shapely.geometry import box
+import shapely
+from shapely.geometry import MultiPolygon, Polygon, box
+from shapely.geometry.base import BaseGeometry
 
+import mapsvc.core.boundary_files as bound
 import mapsvc.core.districts as districts_module
-from mapsvc.core.districts import DistrictFileError, read_districts
+from mapsvc.core.districts import MAX_DISTRICTS, MAX_FILE_BYTES, MAX_POINTS, DistrictFileError, read_districts
 from mapsvc.core.roles import Role
 from mapsvc.store.advocacy import load_districts
 from tests.helpers import sign_in
@@ -219,26 +233,6 @@ def test_too_many_geojson_features_are_refused_before_any_geometry_is_read(monke
     assert refusal(collection(features)) == "the file holds more than 3 districts"
 
 
-def test_gdal_hands_over_no_geopackage_feature_past_the_limit(monkeypatch, tmp_path):
-    monkeypatch.setattr(districts_module, "MAX_DISTRICTS", 3)
-    read = pyogrio.read_dataframe
-    handed: list[int] = []
-
-    def counting(*args, **kwargs):
-        frame = read(*args, **kwargs)
-        handed.append(len(frame))
-        return frame
-
-    monkeypatch.setattr(pyogrio, "read_dataframe", counting)
-    path = tmp_path / "many.gpkg"
-    gpd.GeoDataFrame(
-        {"name": [f"d{i}" for i in range(50)]}, geometry=[box(i, 0, i + 1, 1) for i in range(50)], crs=4326
-    ).to_file(path)
-
-    assert refusal(path.read_bytes()) == "the file holds more than 3 districts"
-    assert handed == [4]
-
-
 def geopackage(tmp_path: Path, *statements: str) -> bytes:
     """Return the bytes of a valid districts GeoPackage changed by SQL statements."""
     path = tmp_path / "rayons.gpkg"
@@ -280,19 +274,16 @@ def test_geopackages_holding_sql_that_reading_would_run_are_refused(tmp_path, st
     assert refusal(data, layer="rayons") == f"cannot read the file as GeoJSON or GeoPackage: {message}"
 
 
-@pytest.mark.parametrize("gdal_fails", [False, True], ids=["read", "refused"])
-def test_the_geopackage_copy_for_gdal_is_removed_read_or_refused(tmp_path, monkeypatch, gdal_fails):
-    data = geopackage(tmp_path)
-    scratch = tmp_path / "scratch"
-    scratch.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+def test_a_layer_whose_name_is_not_text_is_no_layer(tmp_path):
+    data = geopackage(
+        tmp_path,
+        "INSERT INTO gpkg_contents (table_name, data_type, identifier, srs_id)"
+        " VALUES (X'6C65616B', 'features', 'x', 4326)",  # the bytes of 'leak'
+        "INSERT INTO gpkg_geometry_columns VALUES (X'6C65616B', 'geom', 'POLYGON', 4326, 0, 0)",
+    )
 
-    if gdal_fails:
-        monkeypatch.setattr(pyogrio, "read_dataframe", lambda *args, **kwargs: 1 / 0)
-        assert refusal(data).endswith("GDAL cannot read the GeoPackage (ZeroDivisionError)")
-    else:
-        assert len(read_districts(io.BytesIO(data))) == 2
-    assert list(scratch.iterdir()) == []
+    assert [d.name for d in read_districts(io.BytesIO(data))] == ["Lenin", "Pervomay"]
+    assert refusal(data, layer="leak") == "no layer 'leak' in the GeoPackage (layers: rayons)"
 
 
 def test_a_missing_layer_is_named_with_those_there(tmp_path):
@@ -352,6 +343,342 @@ def test_a_crs_member_naming_anything_else_is_refused(secret_file):
 )
 def test_broken_geojson_is_named(data, message):
     assert message in refusal(data)
+
+
+# GeoPackages without GDAL (issue #12 follow-up): PROJ reads no definition from the file.
+
+
+GRID_CRS = (
+    'BOUNDCRS[SOURCECRS[GEOGCRS["x",DATUM["x",ELLIPSOID["GRS 1980",6378137,298.257222101]],CS[ellipsoidal,2],'
+    'AXIS["lon",east,ANGLEUNIT["degree",0.0174532925199433]],AXIS["lat",north,ANGLEUNIT["degree",0.0174532925199433]]]],'
+    'TARGETCRS[GEOGCRS["WGS 84",DATUM["World Geodetic System 1984",ELLIPSOID["WGS 84",6378137,298.257223563]],'
+    'CS[ellipsoidal,2],AXIS["lon",east,ANGLEUNIT["degree",0.0174532925199433]],'
+    'AXIS["lat",north,ANGLEUNIT["degree",0.0174532925199433]]]],'
+    'ABRIDGEDTRANSFORMATION["x",METHOD["NTv2",ID["EPSG",9615]],'
+    'PARAMETERFILE["Latitude and longitude difference file","{0}"]]]'
+)
+ROOT = Path(__file__).resolve().parents[2]
+READ_WITH_PROJ_NETWORK_ON = """
+import io, json, sys
+import pyproj.network
+from mapsvc.core.districts import DistrictFileError, read_districts
+try:
+    found = [list(d.geometry.bounds) for d in read_districts(io.BytesIO(sys.stdin.buffer.read()))]
+except DistrictFileError as exc:
+    found = str(exc)
+print(json.dumps({"found": found, "network": pyproj.network.is_network_enabled()}))
+"""
+
+
+def read_in_a_new_process(data: bytes, **environment: str) -> dict[str, object]:
+    """Read a district file in a new Python process (PROJ reads its environment once) and return what came back."""
+    done = subprocess.run(
+        [sys.executable, "-c", READ_WITH_PROJ_NETWORK_ON],
+        input=data,
+        capture_output=True,
+        cwd=ROOT,
+        env={**os.environ, **environment},
+        check=True,
+        timeout=120,
+    )
+    return json.loads(done.stdout)
+
+
+@pytest.mark.parametrize(
+    ("organization", "code", "found"),
+    [
+        ("NONE", 99999, "the layer's coordinate reference system has no EPSG code;"),
+        ("EPSG", 4326, [74.45, 42.8, 74.5698, 42.95]),
+    ],
+    ids=["no EPSG code", "EPSG code"],
+)
+def test_a_geopackage_crs_naming_a_grid_url_sends_no_request_even_with_proj_network_on(
+    tmp_path, listener, organization, code, found
+):
+    port, asked = listener
+    definition = GRID_CRS.format(f"http://127.0.0.1:{port}/grid.tif")
+    data = geopackage(
+        tmp_path,
+        f"UPDATE gpkg_spatial_ref_sys SET organization = '{organization}', organization_coordsys_id = {code},"
+        f" definition = '{definition}' WHERE srs_id = 4326",
+    )
+
+    read = read_in_a_new_process(data, PROJ_NETWORK="ON")
+
+    assert asked == []
+    assert read["network"] is False
+    if isinstance(found, str):
+        assert str(read["found"]).startswith(found)
+    else:
+        assert read["found"][0] == pytest.approx(found, abs=1e-9)
+
+
+def test_a_geopackage_is_read_without_gdal_and_without_writing_a_file(tmp_path, monkeypatch):
+    data = geopackage(tmp_path)
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    for name in ("read_dataframe", "read_arrow", "open_arrow", "read_info", "list_layers"):
+        monkeypatch.setattr(pyogrio, name, lambda *args, **kwargs: pytest.fail("GDAL opened the GeoPackage"))
+
+    assert [d.name for d in read_districts(io.BytesIO(data))] == ["Lenin", "Pervomay"]
+    assert list(scratch.iterdir()) == []
+
+
+def shapes() -> gpd.GeoDataFrame:
+    """Districts as GIS software writes them: a square with a hole, and a district on two islands."""
+    holed = Polygon(box(74.45, 42.80, 74.57, 42.95).exterior.coords, [box(74.5, 42.85, 74.52, 42.87).exterior.coords])
+    islands = MultiPolygon([box(74.57, 42.80, 74.70, 42.95), box(74.71, 42.80, 74.72, 42.81)])
+    return gpd.GeoDataFrame({"name": ["Lenin", "Pervomay"]}, geometry=[holed, islands], crs=4326)
+
+
+@pytest.mark.parametrize("crs", [4326, 32643, 3857, 4258])
+def test_a_geopackage_written_by_gdal_reads_as_gdal_reads_it(tmp_path, crs):
+    path = tmp_path / "rayons.gpkg"
+    shapes().to_crs(crs).to_file(path, driver="GPKG", layer="rayons")  # with its spatial index (rtree)
+    with sqlite3.connect(path) as connection:
+        assert connection.execute("SELECT count(*) FROM sqlite_master WHERE name = 'rtree_rayons_geom'").fetchone()
+    connection.close()
+    expected = gpd.read_file(path).to_crs(4326)
+
+    found = read_districts(path)
+
+    assert [d.name for d in found] == ["Lenin", "Pervomay"]
+    for district, shape in zip(found, expected.geometry, strict=True):
+        assert district.geometry.equals_exact(shape, tolerance=1e-9)
+
+
+ENVELOPE_VALUES = (0, 4, 6, 6, 8)
+
+
+def geometry_blob(
+    geometry: BaseGeometry, envelope: int = 1, big_endian: bool = False, flags: int = 0, wkb: bytes | None = None
+) -> bytes:
+    """Return a GeoPackage geometry: the standard header, an envelope of the given kind, then ISO WKB."""
+    order = ">" if big_endian else "<"
+    minx, miny, maxx, maxy = geometry.bounds
+    values = [minx, maxx, miny, maxy, 0.0, 0.0, 0.0, 0.0][: ENVELOPE_VALUES[envelope]] if envelope < 5 else []
+    header = b"GP" + bytes([0, flags | envelope << 1 | int(not big_endian)]) + struct.pack(order + "i", 4326)
+    wkb = shapely.to_wkb(geometry, byte_order=int(not big_endian), flavor="iso") if wkb is None else wkb
+    return header + struct.pack(f"{order}{len(values)}d", *values) + wkb
+
+
+def geopackage_of(tmp_path: Path, blobs: list[bytes | None]) -> bytes:
+    """Return a GeoPackage of districts "d1", "d2"... whose geometry blobs are ``blobs``."""
+    path = tmp_path / "blobs.gpkg"
+    frame = gpd.GeoDataFrame(
+        {"name": [f"d{i}" for i in range(1, len(blobs) + 1)]}, geometry=[box(0, 0, 1, 1)] * len(blobs)
+    )
+    frame.set_crs(4326).to_file(path, driver="GPKG", layer="rayons", SPATIAL_INDEX="NO")
+    with sqlite3.connect(path) as connection:
+        connection.executemany("UPDATE rayons SET geom = ? WHERE fid = ?", [(b, i) for i, b in enumerate(blobs, 1)])
+    connection.close()
+    return path.read_bytes()
+
+
+@pytest.mark.parametrize("big_endian", [False, True], ids=["little-endian", "big-endian"])
+@pytest.mark.parametrize("envelope", [0, 1, 2, 3, 4])
+def test_every_standard_geometry_header_is_read(tmp_path, envelope, big_endian):
+    shape = shapes().geometry[1]
+
+    found = read_districts(io.BytesIO(geopackage_of(tmp_path, [geometry_blob(shape, envelope, big_endian)])))
+
+    assert found[0].geometry.equals_exact(shape, tolerance=1e-12)
+
+
+NESTED = struct.pack("<BII", 1, 6, 1) + struct.pack("<BII", 1, 7, 1) * 50_000 + struct.pack("<BII", 1, 7, 0)
+
+
+@pytest.mark.parametrize(
+    ("blob", "message"),
+    [
+        (geometry_blob(box(0, 0, 1, 1), flags=0b10_0000), "the geometry is an extended GeoPackage geometry"),
+        (b"XP" + geometry_blob(box(0, 0, 1, 1))[2:], "the geometry is not a GeoPackage geometry"),
+        (b"GP\x01" + geometry_blob(box(0, 0, 1, 1))[3:], "the geometry is not a GeoPackage geometry"),
+        (geometry_blob(box(0, 0, 1, 1), envelope=5), "the geometry's header is damaged"),
+        (geometry_blob(box(0, 0, 1, 1))[:-8], "the geometry is damaged"),
+        (
+            geometry_blob(
+                box(0, 0, 1, 1),
+                wkb=shapely.to_wkb(shapely.set_srid(box(0, 0, 1, 1), 4326), flavor="extended", include_srid=True),
+            ),
+            "the geometry is damaged",
+        ),
+        (geometry_blob(box(0, 0, 1, 1).exterior), "the geometry is not a polygon"),
+        (geometry_blob(box(0, 0, 1, 1), wkb=NESTED), "the geometry is not a polygon"),  # GEOS would crash on it
+    ],
+    ids=["extended", "magic", "version", "envelope", "truncated", "ewkb", "line", "nested collections"],
+)
+def test_a_geometry_that_is_no_standard_polygon_is_refused_before_geos_reads_it(tmp_path, blob, message):
+    data = geopackage_of(tmp_path, [geometry_blob(box(0, 0, 1, 1)), blob])
+
+    assert refusal(data).startswith(f"feature 2: {message}")
+
+
+def test_no_geopackage_feature_past_the_limit_is_decoded(monkeypatch, tmp_path):
+    monkeypatch.setattr(districts_module, "MAX_DISTRICTS", 3)
+    blobs = [geometry_blob(box(i, 0, i + 1, 1)) for i in range(4)] + [b"never decoded"] * 46
+
+    assert refusal(geopackage_of(tmp_path, blobs)) == "the file holds more than 3 districts"
+
+
+def test_a_geopackage_past_the_points_budget_is_refused_before_any_shape_is_built(monkeypatch, tmp_path):
+    monkeypatch.setattr(districts_module, "MAX_POINTS", 13)  # a square is 7: itself, its ring, 5 points
+    monkeypatch.setattr(shapely, "from_wkb", lambda *args, **kwargs: pytest.fail("a shape was built"))
+    empty_rings = geometry_blob(box(0, 0, 1, 1), wkb=struct.pack("<BII", 1, 3, 10**6) + b"\0\0\0\0" * 10**6)
+
+    assert refusal(geopackage_of(tmp_path, [geometry_blob(box(0, 0, 1, 1))] * 2)).startswith(
+        "the file is too detailed: it holds more than 13 points"
+    )
+    assert refusal(geopackage_of(tmp_path, [empty_rings])).startswith("the file is too detailed")
+
+
+@pytest.mark.parametrize(
+    ("statement", "message"),
+    [
+        (
+            "UPDATE gpkg_spatial_ref_sys SET organization = 'NONE' WHERE srs_id = 4326",
+            "the layer's coordinate reference system has no EPSG code; save the layer in an EPSG one",
+        ),
+        (
+            "UPDATE gpkg_spatial_ref_sys SET organization_coordsys_id = 5773 WHERE srs_id = 4326",
+            "the layer's coordinate reference system names EPSG:5773, which is not a 2D geographic or projected",
+        ),
+        (
+            "UPDATE gpkg_spatial_ref_sys SET organization_coordsys_id = 7030 WHERE srs_id = 4326",
+            "the layer's coordinate reference system names an EPSG code that does not exist",
+        ),
+    ],
+    ids=["not EPSG", "vertical", "no such code"],
+)
+def test_a_geopackage_crs_other_than_a_2d_epsg_one_is_refused(tmp_path, statement, message):
+    assert refusal(geopackage(tmp_path, statement)).startswith(message)
+
+
+# GeoJSON's parse, bounded before it starts (issue #12 follow-up).
+
+
+def hostile(values: bytes) -> bytes:
+    """Return a 20 MB upload whose one feature carries ``values`` (e.g. b"[]") over and over in a member."""
+    start = b'{"type":"FeatureCollection","features":[{"type":"Feature","properties":{"name":"a"},"geometry":null,"x":['
+    return start + (values + b",") * ((20 * 2**20 - len(start)) // (len(values) + 1)) + values + b"]}]}"
+
+
+@pytest.mark.parametrize("values", [b"[]", b"{}", b"0.1"], ids=["lists", "objects", "numbers"])
+def test_a_geojson_of_millions_of_values_is_refused_before_it_is_parsed(monkeypatch, values):
+    monkeypatch.setattr(orjson, "loads", lambda *args, **kwargs: pytest.fail("the text was parsed"))
+
+    assert refusal(hostile(values)) == (
+        "the file is too detailed: it holds more than 1000000 points"
+        " (simplify the boundaries, e.g. with QGIS's Simplify, or drop fields that are not needed)"
+    )
+
+
+def test_a_budget_allows_the_brackets_and_commas_of_its_points_and_not_one_more(monkeypatch):
+    monkeypatch.setattr(districts_module, "MAX_DISTRICTS", 1)
+    monkeypatch.setattr(districts_module, "MAX_POINTS", 1010)
+    ring = [[i / 1000, 0] for i in range(999)] + [[0, 1], [0, 0]]
+
+    def padded(brackets: int, commas: int) -> bytes:  # padding in a string counts too
+        properties = {"name": "A", "pad": "[" * brackets + "," * commas}
+        polygon = {"type": "Polygon", "coordinates": [ring]}
+        return collection([{"type": "Feature", "properties": properties, "geometry": polygon}])
+
+    data = padded(0, 0)
+    brackets = 1010 + bound.FEATURE_BRACKETS - data.count(b"[") - data.count(b"{")
+    commas = 2 * 1010 + bound.FEATURE_COMMAS - data.count(b",")
+
+    assert [d.name for d in read_districts(io.BytesIO(padded(brackets, commas)))] == ["A"]
+    assert refusal(padded(brackets + 1, commas)).startswith("the file is too detailed: it holds more than 1010 points")
+    assert refusal(padded(brackets, commas + 1)).startswith("the file is too detailed: it holds more than 1010 points")
+
+
+MEASURE = """
+import io, resource, sys
+from mapsvc.core.districts import DistrictFileError, read_districts
+body = sys.stdin.buffer.read()
+with open("/proc/self/statm") as statm:
+    held = int(statm.read().split()[1]) * resource.getpagesize()
+try:
+    print(len(read_districts(io.BytesIO(body))), file=sys.stderr)
+except DistrictFileError as exc:
+    print(exc, file=sys.stderr)
+print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - held) / 2**20)
+"""
+#: Most memory reading a district file may take, in MB, past what the process held with the file's bytes.
+PEAK_MB = 400
+
+
+def peak_reading(body: bytes) -> tuple[float, str]:
+    """Return the peak memory (MB) a new process takes to read ``body``, and what the reader said."""
+    done = subprocess.run(
+        [sys.executable, "-c", MEASURE], input=body, capture_output=True, cwd=ROOT, check=True, timeout=300
+    )
+    return float(done.stdout), done.stderr.decode().strip().splitlines()[-1]
+
+
+def worst_accepted_geojson() -> bytes:
+    """Return the GeoJSON that takes most memory to parse within every limit.
+
+    Empty objects cost the most for their text (some 90 bytes for 3), one-letter strings next (56
+    bytes for 4): as many as the brackets and the commas allow; the rest of the 32 MB is a string
+    with one character outside the Basic Multilingual Plane, which Python holds at 4 bytes a
+    character.
+    """
+    start = b'{"type":"FeatureCollection","features":[{"type":"Feature","properties":{"name":"a"},"geometry":null,"x":['
+    objects = MAX_POINTS + bound.FEATURE_BRACKETS * MAX_DISTRICTS - 5
+    letters = 2 * MAX_POINTS + bound.FEATURE_COMMAS * MAX_DISTRICTS - 4 - objects
+    body = start + b"{}," * objects + b'"a",' * letters + b'"'
+    end = '\U0001f600"]}]}'.encode()
+    return body + b"a" * (MAX_FILE_BYTES - len(body) - len(end)) + end
+
+
+def detailed_city() -> bytes:
+    """Return the most detailed districts file accepted: 2000 districts of 497 points each (6 decimals)."""
+    angles = np.linspace(0, 2 * np.pi, 497)
+    features = []
+    for i in range(MAX_DISTRICTS):
+        x, y = 74.4 + (i % 50) * 0.006, 42.8 + (i // 50) * 0.006
+        ring = np.round(np.column_stack([x + 0.0025 * np.cos(angles), y + 0.0025 * np.sin(angles)]), 6)
+        ring[-1] = ring[0]
+        features.append(feature(f"district {i}", {"type": "Polygon", "coordinates": [ring.tolist()]}))
+    return orjson.dumps({"type": "FeatureCollection", "features": features})
+
+
+def test_the_most_detailed_city_is_read_within_the_memory_bound():
+    body = detailed_city()
+    assert len(body) <= MAX_FILE_BYTES
+
+    peak, said = peak_reading(body)
+
+    assert said == str(MAX_DISTRICTS)
+    assert peak < PEAK_MB
+
+
+def test_the_worst_geojson_within_the_limits_is_parsed_within_the_memory_bound():
+    body = worst_accepted_geojson()
+    assert len(body) == MAX_FILE_BYTES
+
+    peak, said = peak_reading(body)
+
+    assert said == "feature 1 (a): the geometry is not a polygon"  # parsed: no limit refused it
+    assert peak < PEAK_MB
+
+
+@pytest.mark.parametrize(
+    ("code", "kind"),
+    [(5773, "vertical"), (5714, "vertical"), (4978, "geocentric"), (4979, "3D geographic"), (9518, "compound")],
+)
+def test_a_crs_member_naming_other_than_a_2d_crs_is_refused(code, kind):
+    crs = {"type": "name", "properties": {"name": f"EPSG:{code}"}}
+    polygon = {"type": "Polygon", "coordinates": [[[74.5, 42.8], [74.6, 42.8], [74.6, 42.9], [74.5, 42.8]]]}
+
+    message = refusal(collection([feature("A", polygon)], crs=crs))
+
+    assert message == (
+        f"the file's crs member names EPSG:{code}, which is not a 2D geographic or projected coordinate reference"
+        " system (districts need longitude/latitude, as EPSG:4326, or a map projection, as a UTM zone)"
+    )
 
 
 # Through the advocates' upload page and the command line.
