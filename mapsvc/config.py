@@ -101,7 +101,8 @@ DEFAULTS: dict[str, Any] = {
     "REQUIRE_STAFF_TOTP": False,
     # argon2 parameters: a profile of argon2.profiles (tests use "CHEAPEST").
     "ARGON2_PROFILE": "RFC_9106_LOW_MEMORY",
-    # Rate limits (Flask-Limiter syntax), keyed by a daily-rotating salted hash of the address.
+    # Rate limits (Flask-Limiter syntax), keyed by a daily-rotating salted hash of the address
+    # (of its /64 network for IPv6).
     # Storage "memory://" serves one process; give a "redis://..." URI for several workers.
     # The salt comes from a secret made at random in memory at start-up; hosts that share one
     # Redis set the same LIMIT_KEY_SECRET (at least 32 characters) instead. Never a default.

@@ -2,7 +2,9 @@
 
 Findings #3 (open redirect after sign-in), #4 (a right password reset the count of wrong codes),
 #7 (five wrong posts locked any known username out), #8 (a signed-in session replaced the TOTP
-secret without the code or password) and #12 (TOTP secrets stored in plain text).
+secret without the code or password) and #12 (TOTP secrets stored in plain text); then the review
+of #12: an IPv6 /64 counted as 2^64 sources, guesses spread over many sources, parallel guesses
+passing the count, lost counts of wrong codes on PostgreSQL, and times kept to the second.
 """
 
 from __future__ import annotations
@@ -537,3 +539,18 @@ def test_the_upgrade_keeps_sessions_and_tokens_and_the_secrets_are_then_sealed(a
     assert PLAIN_SECRET not in stored
     assert signed_in.status_code == 303
     assert rows == ([(2,)], [(1,)])  # the old session, and the one just made
+
+
+# --- review of #12: an IPv6 subscriber is one source, not 2^64 ----------------------------------------
+
+
+def test_the_addresses_of_one_ipv6_block_share_their_count_of_wrong_passwords(app):
+    make_account(app, "peer", "river")
+    for host in range(1, 6):
+        _login(app.test_client(), "river", "not the password", environ_base={"REMOTE_ADDR": f"2001:db8:66:1::{host}"})
+
+    found = _login(app.test_client(), "river", environ_base={"REMOTE_ADDR": "2001:db8:66:1:ffff::99"})
+    elsewhere = _login(app.test_client(), "river", environ_base={"REMOTE_ADDR": "2001:db8:66:2::1"})
+
+    assert found.status_code == 401
+    assert elsewhere.status_code == 303
