@@ -206,8 +206,11 @@ def authenticate(
     return account
 
 
-def password_matches(account: Account, password: str, policy: AccountPolicy) -> bool:
-    """Return whether ``password`` is the account's (one argon2 verification)."""
+def password_matches(account: Account, password: str, policy: AccountPolicy, throttled: bool = False) -> bool:
+    """Return whether ``password`` is the account's (one argon2 verification; a decoy's when ``throttled``)."""
+    if throttled:
+        _verify(policy.hasher, _decoy_hash(policy.hasher), password)
+        return False
     return _verify(policy.hasher, account.password_hash, password)
 
 

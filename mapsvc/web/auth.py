@@ -35,7 +35,7 @@ from mapsvc.store.logins import (
     revoke_token,
 )
 from mapsvc.store.totp import check_totp, disable_totp, enable_totp, new_totp_secret, totp_uri
-from mapsvc.web.guessing import count_guess, too_many_guesses
+from mapsvc.web.guessing import begin_attempt, end_attempt
 from mapsvc.web.identity import current_identity
 from mapsvc.web.reauth import code_error, fresh_sign_in, fresh_until
 from mapsvc.web.redirects import local_path, safe_next
@@ -86,16 +86,15 @@ def login_submit() -> Page | Response:
         error = InvalidInput(_("username and password are required"), "username")
         return render_template("auth/login.html", next=target, error=error), error.status
     now, policy = settings().now(), account_policy()
-    throttled = too_many_guesses(username)
+    attempt = begin_attempt(username)
     with get_store().writing() as session:
         if g.get("login_token"):
             close_session(session, g.login_token)
-        account = authenticate(session, username, password, policy, throttled)
+        account = authenticate(session, username, password, policy, throttled=not attempt.allowed)
         pending = account is not None and needs_second_factor(account, policy)
         fresh = None if pending else fresh_until(now)
         token = open_session(session, account, now, session_lifetime(pending), fresh_until=fresh) if account else None
-    if not throttled:
-        count_guess(username, right=account is not None)
+    end_attempt(attempt, right=account is not None)
     if token is None:
         error = InvalidInput(
             _("wrong username or password, or too many wrong attempts from this connection: wait a while"),

@@ -27,7 +27,7 @@ from mapsvc.store.accounts import get_account, password_matches
 from mapsvc.store.logins import mark_fresh
 from mapsvc.store.models import Account
 from mapsvc.store.totp import check_totp, codes_wait_until
-from mapsvc.web.guessing import count_guess, too_many_guesses
+from mapsvc.web.guessing import begin_attempt, end_attempt
 from mapsvc.web.identity import current_identity
 from mapsvc.web.redirects import local_path, safe_next
 from mapsvc.web.sessions import account_policy, totp_policy
@@ -92,10 +92,9 @@ def _check(account: Account, password: str, code: str, now: datetime) -> MapsvcE
     Wrong passwords count as at sign-in (per source and username): a stolen session is no way
     round the slowing down of guesses.
     """
-    throttled = too_many_guesses(account.username)
-    right = password_matches(account, password, account_policy()) and not throttled
-    if not throttled:
-        count_guess(account.username, right)
+    attempt = begin_attempt(account.username)
+    right = password_matches(account, password, account_policy(), throttled=not attempt.allowed)
+    end_attempt(attempt, right)
     if not right:
         return InvalidInput(_("wrong password, or too many wrong ones: wait a while"), "password")
     if account.totp_secret is not None and not check_totp(account, code, now, totp_policy()):

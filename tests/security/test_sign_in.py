@@ -10,6 +10,9 @@ passing the count, lost counts of wrong codes on PostgreSQL, and times kept to t
 from __future__ import annotations
 
 import re
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -554,3 +557,66 @@ def test_the_addresses_of_one_ipv6_block_share_their_count_of_wrong_passwords(ap
 
     assert found.status_code == 401
     assert elsewhere.status_code == 303
+
+
+# --- review of #12: parallel guesses are counted before any is checked --------------------------------
+
+PARALLEL = 16
+
+
+def _checked_against(app, monkeypatch, username: str) -> list[str]:
+    """Record every password verified against ``username``'s own hash; each verification is slow.
+
+    The slowness stands for argon2's real cost: a check made before the count and a count made
+    after the verification let every parallel post through while the first is still verifying.
+    """
+    (stored,) = _sql(app, "SELECT password_hash FROM accounts WHERE username = :u", u=username)[0]
+    checked: list[str] = []
+    original = PasswordHasher.verify
+
+    def slow(self, hash_: str, password: str) -> bool:
+        time.sleep(0.05)
+        if hash_ == stored:
+            checked.append(password)
+        return original(self, hash_, password)
+
+    monkeypatch.setattr(PasswordHasher, "verify", slow)
+    return checked
+
+
+def _at_once(send, count: int = PARALLEL) -> list[int]:
+    """Send ``count`` requests from as many threads, released together; return the statuses."""
+    start = threading.Barrier(count)
+
+    def one(number: int) -> int:
+        start.wait()
+        return send(number).status_code
+
+    with ThreadPoolExecutor(count) as pool:
+        return list(pool.map(one, range(count)))
+
+
+def test_parallel_wrong_passwords_get_no_more_checks_than_the_limit(app, monkeypatch):
+    make_account(app, "peer", "river")
+    checked = _checked_against(app, monkeypatch, "river")
+
+    statuses = _at_once(lambda n: _login(app.test_client(), "river", f"wrong guess number {n}", environ_base=ATTACKER))
+
+    assert statuses == [401] * PARALLEL
+    assert len(checked) == 5  # LOGIN_FAILURE_LIMIT's first window, however many arrive together
+
+
+def test_parallel_wrong_confirmations_get_no_more_checks_than_the_limit(app, clock, monkeypatch):
+    client, csrf = _stale_admin(app, clock)
+    cookie = client.get_cookie("__Host-mapsvc")
+    checked = _checked_against(app, monkeypatch, "boss")
+
+    def confirm(number: int):
+        thief = app.test_client()
+        thief.set_cookie(cookie.key, cookie.value, domain=cookie.domain)
+        return thief.post("/account/confirm", data={"password": f"wrong guess number {number}", "csrf_token": csrf})
+
+    statuses = _at_once(confirm)
+
+    assert statuses == [422] * PARALLEL
+    assert len(checked) == 5
