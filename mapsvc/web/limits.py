@@ -77,13 +77,13 @@ class AddressKeys:
         return hmac.new(self._salt_of(day), address.encode(), hashlib.sha256).hexdigest()[:32]
 
 
-def key_secret(config: dict) -> bytes:  # type: ignore[type-arg]
-    """Return ``LIMIT_KEY_SECRET`` if set (hosts sharing one Redis), else a new random secret."""
-    configured = config.get("LIMIT_KEY_SECRET")
+def key_secret(config: dict, name: str = "LIMIT_KEY_SECRET") -> bytes:  # type: ignore[type-arg]
+    """Return the secret setting ``name`` if set (hosts sharing one Redis), else a new random secret."""
+    configured = config.get(name)
     if configured is None or configured == "":
         return secrets.token_bytes(32)
     if not isinstance(configured, str) or len(configured) < SECRET_MIN_LENGTH:
-        raise ValueError(f"LIMIT_KEY_SECRET must be a string of at least {SECRET_MIN_LENGTH} characters")
+        raise ValueError(f"{name} must be a string of at least {SECRET_MIN_LENGTH} characters")
     return configured.encode()
 
 
@@ -117,6 +117,14 @@ def client_key(scope: str = "") -> str:
     keys: AddressKeys = current_app.extensions["mapsvc.address_keys"]
     source = source_of(request.remote_addr or "")
     return keys.key(f"{source}\n{scope}" if scope else source, day)
+
+
+def shared_key(scope: str) -> str:
+    """Return today's opaque key of ``scope`` alone, counted over every source (one account's guesses)."""
+    day = datetime.now(UTC).strftime("%Y-%m-%d")
+    keys: AddressKeys = current_app.extensions["mapsvc.address_keys"]
+    # "*" is no source (an address, a /64 or the empty one), so this never meets a key of client_key.
+    return keys.key(f"*\n{scope}", day)
 
 
 def trust_proxies(app: Flask) -> None:

@@ -21,10 +21,15 @@ import pytest
 from ada_url import join_url
 from argon2 import PasswordHasher
 from gunicorn.app.base import BaseApplication
+from limits import parse_many
 from sqlalchemy import MetaData, create_engine, text
 
 from mapsvc import create_app
+from mapsvc.core.roles import Role
+from mapsvc.store.accounts import make_invitation
 from mapsvc.store.db import Store
+from mapsvc.web.devices import SECURE_COOKIE as DEVICE_COOKIE
+from tests.conftest import NOW
 from tests.helpers import PASSWORD, make_account, page_csrf_token, sign_in
 
 #: Where the tests' service is, for resolving a Location as a browser does.
@@ -584,6 +589,11 @@ def _checked_against(app, monkeypatch, username: str) -> list[str]:
     return checked
 
 
+def _first_window(app, setting: str) -> int:
+    """Return how many wrong passwords the shortest window of a setting allows (5 of "5 per 15 minutes;...")."""
+    return min(parse_many(app.config[setting]), key=lambda item: item.get_expiry()).amount
+
+
 def _at_once(send, count: int = PARALLEL) -> list[int]:
     """Send ``count`` requests from as many threads, released together; return the statuses."""
     start = threading.Barrier(count)
@@ -603,7 +613,7 @@ def test_parallel_wrong_passwords_get_no_more_checks_than_the_limit(app, monkeyp
     statuses = _at_once(lambda n: _login(app.test_client(), "river", f"wrong guess number {n}", environ_base=ATTACKER))
 
     assert statuses == [401] * PARALLEL
-    assert len(checked) == 5  # LOGIN_FAILURE_LIMIT's first window, however many arrive together
+    assert len(checked) == _first_window(app, "LOGIN_FAILURE_LIMIT")  # however many arrive together
 
 
 def test_parallel_wrong_confirmations_get_no_more_checks_than_the_limit(app, clock, monkeypatch):
@@ -619,4 +629,161 @@ def test_parallel_wrong_confirmations_get_no_more_checks_than_the_limit(app, clo
     statuses = _at_once(confirm)
 
     assert statuses == [422] * PARALLEL
-    assert len(checked) == 5
+    assert len(checked) == _first_window(app, "CONFIRM_FAILURE_LIMIT")
+
+
+# --- review of #12: guesses spread over many sources share one budget per name -------------------------
+
+
+def _source(number: int) -> dict[str, str]:
+    """Return the environ of one of many attacking sources (each its own /64)."""
+    return {"REMOTE_ADDR": f"2001:db8:{number:x}::1"}
+
+
+def _spread_guesses(app, name: str, count: int, browser=None) -> list[tuple[int, str]]:
+    """Send ``count`` wrong passwords for ``name``, each from a source of its own; return the answers."""
+    replies = [
+        _login(browser or app.test_client(), name, f"not the password {n}", environ_base=_source(n))
+        for n in range(count)
+    ]
+    return [(r.status_code, r.get_data(as_text=True)) for r in replies]
+
+
+def _known_browser(app, name: str = "river"):
+    """Return a browser that signed in as ``name`` before (and signed out again)."""
+    browser = app.test_client()
+    assert _login(browser, name, environ_base=OWNER).status_code == 303
+    browser.post("/logout", data={"csrf_token": page_csrf_token(browser)})
+    assert browser.get("/api/me").get_json()["role"] == "anonymous"
+    return browser
+
+
+def test_guesses_from_many_sources_share_one_budget_per_name(app, monkeypatch):
+    make_account(app, "peer", "river")
+    checked = _checked_against(app, monkeypatch, "river")
+    _spread_guesses(app, "river", 40)
+
+    lucky = _login(app.test_client(), "river", environ_base=_source(41))
+
+    assert lucky.status_code == 401
+    assert len(checked) == _first_window(app, "LOGIN_ACCOUNT_FAILURE_LIMIT")  # the right one never among them
+
+
+def test_the_owner_in_a_browser_she_signed_in_from_is_never_kept_out(app):
+    make_account(app, "peer", "river")
+    browser = _known_browser(app)
+    _spread_guesses(app, "river", 40)
+
+    response = _login(browser, "river", environ_base=_source(99))
+
+    assert response.status_code == 303
+    assert browser.get("/api/me").get_json()["username"] == "river"
+
+
+def test_the_browser_an_invitation_was_accepted_in_counts_as_known(app):
+    with app.app_context(), app.extensions["mapsvc.store"].writing() as session:
+        code = make_invitation(session, Role.PEER, 7, NOW, None)
+    browser = app.test_client()
+    form = {"code": code, "username": "river", "password": NEW_PASSWORD, "password_repeat": NEW_PASSWORD}
+    assert browser.post("/invite", data=form).status_code == 303
+    _spread_guesses(app, "river", 40)
+
+    assert _login(browser, "river", NEW_PASSWORD).status_code == 303
+
+
+def test_a_spent_budget_does_not_tell_which_names_exist(app, monkeypatch):
+    make_account(app, "peer", "river")
+    verified: list[int] = []
+    original = PasswordHasher.verify
+    monkeypatch.setattr(PasswordHasher, "verify", lambda self, h, p: verified.append(1) or original(self, h, p))
+
+    existing, unknown = _spread_guesses(app, "river", 14), _spread_guesses(app, "nobody-here", 14)
+
+    assert existing == unknown
+    assert {status for status, _body in existing} == {401}
+    assert verified == [1] * 28  # one argon2 verification each, spent budget or not
+
+
+def test_a_browser_known_for_one_name_is_unknown_for_another(app):
+    make_account(app, "peer", "river")
+    make_account(app, "peer", "lake")
+    browser = _known_browser(app, "river")
+    _spread_guesses(app, "lake", 40)
+
+    assert _login(browser, "lake", environ_base=_source(99)).status_code == 401
+
+
+def test_a_stolen_device_cookie_is_trusted_for_few_wrong_passwords(app):
+    """A seized phone's cookie, copied to many sources, soon counts as no cookie at all."""
+    make_account(app, "peer", "river")
+    stolen = _known_browser(app).get_cookie(DEVICE_COOKIE, path="/login")
+    copies = []
+    for _ in range(40):
+        copy = app.test_client()
+        copy.set_cookie(stolen.key, stolen.value, domain=stolen.domain, path="/login")
+        copies.append(copy)
+    for number, copy in enumerate(copies[:-1]):
+        _login(copy, "river", f"not the password {number}", environ_base=_source(number))
+
+    assert _login(copies[-1], "river", environ_base=_source(99)).status_code == 401
+
+
+def test_the_device_cookie_names_no_account_and_is_kept_to_the_sign_in_form(app):
+    make_account(app, "peer", "river")
+    first, second = _known_browser(app), _known_browser(app)
+    response = _login(app.test_client(), "river", environ_base=OWNER)
+    header = next(h for h in response.headers.getlist("Set-Cookie") if h.startswith(DEVICE_COOKIE + "="))
+    attributes = {part.strip().split("=")[0].lower(): part.strip() for part in header.split(";")[1:]}
+    value = header.split(";")[0].split("=", 1)[1]
+    days = app.config["DEVICE_COOKIE_DAYS"]
+
+    # 16 random bytes and 16 bytes of MAC, nothing else: no name, no id, no time.
+    assert re.fullmatch(r"[A-Za-z0-9_-]{44}", value) and "river" not in value
+    assert value != first.get_cookie(DEVICE_COOKIE, path="/login").value
+    assert first.get_cookie(DEVICE_COOKIE, path="/login").value != second.get_cookie(DEVICE_COOKIE, path="/login").value
+    assert attributes["path"] == "Path=/login"
+    assert attributes["samesite"] == "SameSite=Strict"
+    assert {"httponly", "secure"} <= set(attributes)
+    assert attributes["max-age"] == f"Max-Age={days * 86400}"
+
+
+def test_device_cookies_outlive_a_restart_only_with_a_configured_key(app_config):
+    secret = "a device cookie key of at least 32 characters"
+    made = {}
+    for name, config in [("set", {"DEVICE_COOKIE_SECRET": secret}), ("random", {})]:
+        before, after = create_app({**app_config, **config}), create_app({**app_config, **config})
+        with before.test_request_context():
+            entry = before.extensions["mapsvc.device_keys"].entry("river")
+        made[name] = after.extensions["mapsvc.device_keys"].holds(entry, "river")
+        for each in (before, after):
+            each.extensions["mapsvc.store"].dispose()
+
+    assert made == {"set": True, "random": False}
+
+
+def test_confirmations_count_per_account_over_every_source(app, clock):
+    """A phone left signed in gets few guesses at /account/confirm, from however many addresses."""
+    client, csrf = _stale_admin(app, clock)
+    for number in range(10):
+        client.post(
+            "/account/confirm", data={"password": "not the password", "csrf_token": csrf}, environ_base=_source(number)
+        )
+
+    right = client.post("/account/confirm", data={"password": PASSWORD, "csrf_token": csrf}, environ_base=_source(99))
+    made = client.post("/account/tokens", data={"name": "bot", "role": "admin", "csrf_token": csrf})
+
+    assert right.status_code == 422 and "sign out and sign in again" in right.get_data(as_text=True)
+    assert made.headers["Location"].startswith("/account/confirm")
+    assert _sql(app, "SELECT count(*) FROM api_tokens") == [(0,)]
+
+
+def test_after_spent_confirmations_the_owner_signs_in_again_and_makes_the_change(app, clock):
+    client, csrf = _stale_admin(app, clock)
+    for _ in range(10):
+        client.post("/account/confirm", data={"password": "not the password", "csrf_token": csrf})
+    client.post("/logout", data={"csrf_token": csrf})
+
+    assert _login(client, "boss").status_code == 303
+    made = client.post("/account/tokens", data={"name": "bot", "role": "admin", "csrf_token": page_csrf_token(client)})
+
+    assert made.status_code == 201
