@@ -26,6 +26,7 @@ from sqlalchemy import MetaData, create_engine, text
 
 from mapsvc import create_app
 from mapsvc.core.roles import Role
+from mapsvc.store import totp as totp_module
 from mapsvc.store.accounts import make_invitation
 from mapsvc.store.db import Store
 from mapsvc.web.devices import SECURE_COOKIE as DEVICE_COOKIE
@@ -787,3 +788,60 @@ def test_after_spent_confirmations_the_owner_signs_in_again_and_makes_the_change
     made = client.post("/account/tokens", data={"name": "bot", "role": "admin", "csrf_token": page_csrf_token(client)})
 
     assert made.status_code == 201
+
+
+# --- review of #12: codes checked in parallel are each counted, and accepted once ---------------------
+
+CODE_BROWSERS = 8
+
+
+def _half_signed_in(app, count: int = CODE_BROWSERS) -> list[tuple[Any, str]]:
+    """Return ``count`` browsers past the password of ``river``, each with its code step's CSRF token."""
+    browsers = []
+    for _ in range(count):
+        browser = app.test_client()
+        assert _login(browser, "river").headers["Location"].startswith("/login/totp")
+        browsers.append((browser, page_csrf_token(browser, "/login/totp")))
+    return browsers
+
+
+@pytest.fixture
+def slow_codes(monkeypatch):
+    """Make each code check take a while, as a loaded server's does: parallel checks overlap."""
+    original = totp_module.totp_step
+
+    def slow(*args: Any) -> int | None:
+        time.sleep(0.05)
+        return original(*args)
+
+    monkeypatch.setattr(totp_module, "totp_step", slow)
+
+
+def test_wrong_codes_sent_together_are_all_counted(app, clock, slow_codes):
+    secret = _with_totp(app, clock)
+    browsers = _half_signed_in(app)
+
+    _at_once(
+        lambda n: browsers[n][0].post("/login/totp", data={"code": NOT_A_CODE, "csrf_token": browsers[n][1]}),
+        CODE_BROWSERS,
+    )
+    counted = _sql(app, "SELECT totp_failures FROM accounts WHERE username = 'river'")
+    owner = app.test_client()
+    _login(owner, "river")
+    right = _code_step(owner, pyotp.TOTP(secret).at(clock.now))
+
+    assert counted == [(app.config["TOTP_MAX_FAILURES"],)]  # then the codes wait, and are no longer checked
+    assert right.status_code == 429
+
+
+def test_a_code_sent_from_several_browsers_at_once_signs_in_one(app, clock, slow_codes):
+    code = pyotp.TOTP(_with_totp(app, clock)).at(clock.now)
+    browsers = _half_signed_in(app)
+
+    statuses = _at_once(
+        lambda n: browsers[n][0].post("/login/totp", data={"code": code, "csrf_token": browsers[n][1]}), CODE_BROWSERS
+    )
+
+    assert statuses.count(303) == 1
+    assert set(statuses) == {303, 401, 429}  # a used code counts as a wrong one: past five, codes wait
+    assert [b.get("/api/me").get_json()["role"] for b, _csrf in browsers].count("moderator") == 1
