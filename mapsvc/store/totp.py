@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session, object_session
 
 from mapsvc.core.roles import STAFF_ROLES, Role
 from mapsvc.errors import InvalidInput, MapsvcError
+from mapsvc.store.accounts import MINUTE, round_up
 from mapsvc.store.models import Account
 
 TOTP_STEP_S = 30
@@ -176,7 +177,7 @@ def _count_wrong_code(account: Account, now: datetime, policy: TotpPolicy) -> No
     beyond = account.totp_failures - policy.max_failures
     if beyond >= 0:
         wait = min(policy.wait_base * 2 ** min(beyond, 30), policy.wait_max)
-        account.totp_wait_until = now + wait
+        account.totp_wait_until = round_up(now + wait, MINUTE)  # not the second of the last wrong code
 
 
 def _lock(account: Account) -> None:

@@ -22,13 +22,14 @@ from ada_url import join_url
 from argon2 import PasswordHasher
 from gunicorn.app.base import BaseApplication
 from limits import parse_many
-from sqlalchemy import MetaData, create_engine, text
+from sqlalchemy import MetaData, create_engine, select, text
 
 from mapsvc import create_app
 from mapsvc.core.roles import Role
 from mapsvc.store import totp as totp_module
 from mapsvc.store.accounts import make_invitation
 from mapsvc.store.db import Store
+from mapsvc.store.models import Account, Invitation, LoginSession
 from mapsvc.web.devices import SECURE_COOKIE as DEVICE_COOKIE
 from tests.conftest import NOW
 from tests.helpers import PASSWORD, make_account, page_csrf_token, sign_in
@@ -845,3 +846,39 @@ def test_a_code_sent_from_several_browsers_at_once_signs_in_one(app, clock, slow
     assert statuses.count(303) == 1
     assert set(statuses) == {303, 401, 429}  # a used code counts as a wrong one: past five, codes wait
     assert [b.get("/api/me").get_json()["role"] for b, _csrf in browsers].count("moderator") == 1
+
+
+# --- review of #12: the database keeps no second of a sign-in, a confirmation or a wrong code ---------
+
+
+def _stored_times(app) -> dict[str, list[datetime]]:
+    """Return the times the database holds of sessions, waits and invitations."""
+    with app.extensions["mapsvc.store"].reader() as session:
+        sessions = session.execute(select(LoginSession.expires_at, LoginSession.fresh_until)).all()
+        return {
+            "session ends": [row.expires_at for row in sessions],
+            "fresh until": [row.fresh_until for row in sessions if row.fresh_until is not None],
+            "codes wait until": [t for t in session.scalars(select(Account.totp_wait_until)) if t is not None],
+            "invitation ends": list(session.scalars(select(Invitation.expires_at))),
+        }
+
+
+def test_the_database_keeps_no_second_of_a_sign_in_a_confirmation_or_a_wrong_code(app, clock):
+    clock.now += timedelta(seconds=17, microseconds=250_000)
+    _with_totp(app, clock)
+    phone = app.test_client()
+    _login(phone, "river")
+    for _ in range(app.config["TOTP_MAX_FAILURES"]):
+        _code_step(phone, NOT_A_CODE)
+    admin = app.test_client()
+    csrf = sign_in(admin, app, "admin", "boss")
+    clock.now += timedelta(minutes=app.config["REAUTH_MINUTES"], seconds=3)
+    confirmed = admin.post("/account/confirm", data={"password": PASSWORD, "csrf_token": csrf})
+    invited = admin.post("/admin/invitations", data={"role": "peer", "days": "3", "csrf_token": csrf})
+
+    times = _stored_times(app)
+
+    assert confirmed.status_code == 303 and invited.status_code == 201
+    assert all(times.values()), times
+    assert {t.second + t.microsecond for moments in times.values() for t in moments} == {0}
+    assert {t.minute for t in times["invitation ends"]} == {0}  # as its created_hour
