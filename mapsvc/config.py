@@ -94,6 +94,18 @@ DEFAULTS: dict[str, Any] = {
     # past them, that pair's passwords are not checked until the window ends. No account is
     # ever locked for everyone ("" turns this off). See the README, "Passwords and sign-in".
     "LOGIN_FAILURE_LIMIT": "5 per 15 minutes;10 per hour;20 per day",
+    # Wrong passwords per username over every source, from browsers without a device cookie for
+    # it (set there by an earlier right password): guesses spread over many addresses share it,
+    # and the owner, in a browser she signed in from before, is never held by it. "" turns it off.
+    "LOGIN_ACCOUNT_FAILURE_LIMIT": "10 per hour;50 per day",
+    # Wrong passwords on /account/confirm per account (the session names it): a signed-in phone
+    # in other hands gets few guesses; the owner can sign out and in again.
+    "CONFIRM_FAILURE_LIMIT": "3 per hour;6 per day",
+    # Device cookies: how long a browser is remembered after a right password, and the key their
+    # entries are made with (at least 32 characters; the same on hosts sharing one Redis). Never
+    # a default: unset, a key is made at random at start-up, and a restart forgets every browser.
+    "DEVICE_COOKIE_DAYS": 90,
+    "DEVICE_COOKIE_SECRET": None,
     # Two-factor codes have a count of their own: past TOTP_MAX_FAILURES wrong codes in a row, each
     # further wrong one makes the account's codes wait twice as long, from TOTP_WAIT_MINUTES up to
     # TOTP_WAIT_MAX_MINUTES; only a right code starts again.
@@ -115,7 +127,8 @@ DEFAULTS: dict[str, Any] = {
     "REQUIRE_STAFF_TOTP": False,
     # argon2 parameters: a profile of argon2.profiles (tests use "CHEAPEST").
     "ARGON2_PROFILE": "RFC_9106_LOW_MEMORY",
-    # Rate limits (Flask-Limiter syntax), keyed by a daily-rotating salted hash of the address.
+    # Rate limits (Flask-Limiter syntax), keyed by a daily-rotating salted hash of the address
+    # (of its /64 network for IPv6).
     # Storage "memory://" serves one process; give a "redis://..." URI for several workers.
     # The salt comes from a secret made at random in memory at start-up; hosts that share one
     # Redis set the same LIMIT_KEY_SECRET (at least 32 characters) instead. Never a default.

@@ -60,6 +60,22 @@ def test_only_the_entry_the_trusted_proxy_wrote_counts(app_config):
     assert statuses == [201, 201, 429]
 
 
+@pytest.mark.parametrize(
+    ("addresses", "other"),
+    [
+        # One IPv6 subscriber's /64: any address in it is the same source.
+        (["2001:db8:7:1::1", "2001:db8:7:1:ffff:ffff:ffff:fffe", "2001:db8:7:1:a:b:c:d"], "2001:db8:7:2::1"),
+        # An IPv4-mapped IPv6 address is its IPv4 address.
+        (["198.51.100.7", "::ffff:198.51.100.7", "::ffff:c633:6407"], "198.51.100.8"),
+    ],
+)
+def test_an_ipv6_subscriber_counts_once_for_its_whole_block(client, addresses, other):
+    statuses = [_report(client, remote=address) for address in addresses]
+
+    assert statuses == [201, 201, 429]
+    assert _report(client, remote=other) == 201
+
+
 @pytest.mark.parametrize("hops", [-1, "1", True, 1.5])
 def test_a_bad_trusted_proxies_is_named(app_config, hops):
     with pytest.raises(ValueError, match="TRUSTED_PROXIES"):

@@ -3,7 +3,8 @@
 Nothing here knows about the client: no address, no user agent. Wrong passwords are therefore
 not counted here: the web layer slows them down per source (:mod:`mapsvc.web.guessing`), and
 two-factor codes, with their own count, are in :mod:`mapsvc.store.totp`. Invitation codes are
-stored as SHA-256, passwords as argon2id; times that need no precision are kept to the hour.
+stored as SHA-256, passwords as argon2id; times that need no precision are kept to the hour, and
+the ends of sessions and waits are rounded up to the minute (:func:`round_up`).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import re
 import secrets
 import unicodedata
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 
 from argon2 import PasswordHasher, profiles
@@ -62,9 +63,23 @@ def secret_hash(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
+MINUTE, HOUR = timedelta(minutes=1), timedelta(hours=1)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def to_hour(moment: datetime) -> datetime:
     """Return ``moment`` cut to the hour."""
     return moment.replace(minute=0, second=0, microsecond=0)
+
+
+def round_up(moment: datetime, step: timedelta) -> datetime:
+    """Return ``moment`` rounded up to a whole ``step`` of the UTC clock (a minute, an hour).
+
+    For stored ends of things (a session, a wait, an invitation): rounded up, nothing ends early,
+    and the row does not tell to the second when it was begun.
+    """
+    past = (moment - EPOCH) % step  # exact: timedeltas count whole microseconds
+    return moment + (step - past) % step
 
 
 def parse_role(value: object, field: str = "role") -> Role:
@@ -131,7 +146,7 @@ def make_invitation(
         Invitation(
             code_hash=secret_hash(code),
             role=role.value,
-            expires_at=now + timedelta(days=days),
+            expires_at=round_up(now + timedelta(days=days), HOUR),
             created_hour=to_hour(now),
             created_by=created_by,
         )
@@ -206,8 +221,11 @@ def authenticate(
     return account
 
 
-def password_matches(account: Account, password: str, policy: AccountPolicy) -> bool:
-    """Return whether ``password`` is the account's (one argon2 verification)."""
+def password_matches(account: Account, password: str, policy: AccountPolicy, throttled: bool = False) -> bool:
+    """Return whether ``password`` is the account's (one argon2 verification; a decoy's when ``throttled``)."""
+    if throttled:
+        _verify(policy.hasher, _decoy_hash(policy.hasher), password)
+        return False
     return _verify(policy.hasher, account.password_hash, password)
 
 

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from mapsvc.core.roles import Role
 from mapsvc.errors import InvalidInput, NotFound
-from mapsvc.store.accounts import role_within, secret_hash, to_hour
+from mapsvc.store.accounts import MINUTE, role_within, round_up, secret_hash, to_hour
 from mapsvc.store.models import Account, ApiToken, LoginSession
 
 TOKEN_PREFIX = "mapsvc_"
@@ -33,8 +33,9 @@ def open_session(
 
     ``second_factor_done`` says a TOTP code was checked in this session; a session without it
     counts as signed in only while the account needs no second factor. ``fresh_until`` is when
-    the session stops counting as just signed in (for security changes). Expired sessions of
-    everyone are deleted on the way.
+    the session stops counting as just signed in (for security changes). Both ends are kept
+    rounded up to the minute, so a row does not tell the second its holder signed in. Expired
+    sessions of everyone are deleted on the way.
     """
     session.execute(delete(LoginSession).where(LoginSession.expires_at <= now))
     token = secrets.token_urlsafe(32)
@@ -42,9 +43,9 @@ def open_session(
         LoginSession(
             token_hash=secret_hash(token),
             account_id=account.id,
-            expires_at=now + lifetime,
+            expires_at=round_up(now + lifetime, MINUTE),
             second_factor_done=second_factor_done,
-            fresh_until=fresh_until,
+            fresh_until=None if fresh_until is None else round_up(fresh_until, MINUTE),
         )
     )
     return token
@@ -134,5 +135,6 @@ def mark_second_factor_done(session: Session, token: str) -> None:
 
 
 def mark_fresh(session: Session, token: str, until: datetime) -> None:
-    """Record that this session's holder gave the password (and code) again, valid ``until``."""
-    session.execute(update(LoginSession).where(LoginSession.token_hash == secret_hash(token)).values(fresh_until=until))
+    """Record that this session's holder gave the password (and code) again, valid ``until`` (up to the minute)."""
+    fresh = round_up(until, MINUTE)
+    session.execute(update(LoginSession).where(LoginSession.token_hash == secret_hash(token)).values(fresh_until=fresh))

@@ -28,10 +28,11 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from flask_babel import gettext as _
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from mapsvc.core.roles import STAFF_ROLES, Role
 from mapsvc.errors import InvalidInput, MapsvcError
+from mapsvc.store.accounts import MINUTE, round_up
 from mapsvc.store.models import Account
 
 TOTP_STEP_S = 30
@@ -176,15 +177,30 @@ def _count_wrong_code(account: Account, now: datetime, policy: TotpPolicy) -> No
     beyond = account.totp_failures - policy.max_failures
     if beyond >= 0:
         wait = min(policy.wait_base * 2 ** min(beyond, 30), policy.wait_max)
-        account.totp_wait_until = now + wait
+        account.totp_wait_until = round_up(now + wait, MINUTE)  # not the second of the last wrong code
+
+
+def _lock(account: Account) -> None:
+    """Read the account's row again and keep it locked to the end of the transaction.
+
+    Codes checked in parallel (from several half-signed-in browsers) would otherwise each read
+    the same count and last step under READ COMMITTED, and write them back: most wrong codes
+    uncounted, a code accepted twice. PostgreSQL takes the row with ``FOR UPDATE``; SQLite,
+    which has no such clause, lets one writer at a time begin (``BEGIN IMMEDIATE``).
+    """
+    session = object_session(account)
+    if session is not None:
+        session.refresh(account, with_for_update=True)
 
 
 def check_totp(account: Account, code: str, now: datetime, policy: TotpPolicy) -> bool:
     """Accept a code of the account's secret once; a wrong one counts towards the codes' wait.
 
     While the codes wait, no code is checked (the caller tells the person how long, with
-    :func:`codes_wait_until`). Only a right code resets the count.
+    :func:`codes_wait_until`). Only a right code resets the count. The account's row is locked
+    for the rest of the caller's transaction, which must be a writing one.
     """
+    _lock(account)
     if account.totp_secret is None or codes_wait_until(account, now) is not None:
         return False
     secret = _box(policy).open(account.totp_secret, account.id)

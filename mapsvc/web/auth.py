@@ -35,7 +35,8 @@ from mapsvc.store.logins import (
     revoke_token,
 )
 from mapsvc.store.totp import check_totp, disable_totp, enable_totp, new_totp_secret, totp_uri
-from mapsvc.web.guessing import count_guess, too_many_guesses
+from mapsvc.web.devices import remember_device
+from mapsvc.web.guessing import begin_sign_in, end_attempt
 from mapsvc.web.identity import current_identity
 from mapsvc.web.reauth import code_error, fresh_sign_in, fresh_until
 from mapsvc.web.redirects import local_path, safe_next
@@ -86,25 +87,27 @@ def login_submit() -> Page | Response:
         error = InvalidInput(_("username and password are required"), "username")
         return render_template("auth/login.html", next=target, error=error), error.status
     now, policy = settings().now(), account_policy()
-    throttled = too_many_guesses(username)
+    attempt = begin_sign_in(username)
     with get_store().writing() as session:
         if g.get("login_token"):
             close_session(session, g.login_token)
-        account = authenticate(session, username, password, policy, throttled)
+        account = authenticate(session, username, password, policy, throttled=not attempt.allowed)
         pending = account is not None and needs_second_factor(account, policy)
         fresh = None if pending else fresh_until(now)
         token = open_session(session, account, now, session_lifetime(pending), fresh_until=fresh) if account else None
-    if not throttled:
-        count_guess(username, right=account is not None)
-    if token is None:
+    end_attempt(attempt, right=account is not None)
+    if token is None or account is None:
         error = InvalidInput(
-            _("wrong username or password, or too many wrong attempts from this connection: wait a while"),
+            _(
+                "wrong username or password, or too many wrong attempts: wait a while,"
+                " or sign in from a browser you signed in from before"
+            ),
             "password",
             status=401,
         )
         return render_template("auth/login.html", next=target, error=error), error.status
     destination = url_for("auth.second_factor", next=target) if pending else safe_next(target)
-    return _signed_in(token, pending, destination)
+    return remember_device(_signed_in(token, pending, destination), account.username)
 
 
 def _pending_account() -> Any:
@@ -208,7 +211,7 @@ def invite_submit() -> Page | Response:
             record_action(session, account.username, "account_created", now, detail=f"role {account.role}")
     except InvalidInput as error:
         return render_template("auth/invite.html", code=form.get("code", ""), values=values, error=error), error.status
-    return redirect(url_for("auth.login", welcome=1), 303)
+    return remember_device(redirect(url_for("auth.login", welcome=1), 303), account.username)
 
 
 def _account_page(error: MapsvcError | None = None) -> Page:

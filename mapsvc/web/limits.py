@@ -1,6 +1,7 @@
 """Rate limits keyed by a hash of the client address under a salt that changes every UTC day.
 
-The key is ``HMAC(day's salt, address)`` and the day's salt is ``HMAC(secret, day)``. The secret
+The key is ``HMAC(day's salt, address)`` and the day's salt is ``HMAC(secret, day)``. An IPv6
+client counts by its /64, the block a subscriber is given (:func:`source_of`). The secret
 is made at random when the app is created (``mapsvc serve`` creates it before gunicorn forks its
 workers, so they all share it) or, for several hosts sharing one Redis, read from
 ``LIMIT_KEY_SECRET``. It is kept in this process's memory only: neither the secret nor a salt is
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import logging
 import math
 import secrets
@@ -75,26 +77,54 @@ class AddressKeys:
         return hmac.new(self._salt_of(day), address.encode(), hashlib.sha256).hexdigest()[:32]
 
 
-def key_secret(config: dict) -> bytes:  # type: ignore[type-arg]
-    """Return ``LIMIT_KEY_SECRET`` if set (hosts sharing one Redis), else a new random secret."""
-    configured = config.get("LIMIT_KEY_SECRET")
+def key_secret(config: dict, name: str = "LIMIT_KEY_SECRET") -> bytes:  # type: ignore[type-arg]
+    """Return the secret setting ``name`` if set (hosts sharing one Redis), else a new random secret."""
+    configured = config.get(name)
     if configured is None or configured == "":
         return secrets.token_bytes(32)
     if not isinstance(configured, str) or len(configured) < SECRET_MIN_LENGTH:
-        raise ValueError(f"LIMIT_KEY_SECRET must be a string of at least {SECRET_MIN_LENGTH} characters")
+        raise ValueError(f"{name} must be a string of at least {SECRET_MIN_LENGTH} characters")
     return configured.encode()
 
 
-def client_key(scope: str = "") -> str:
-    """Return today's opaque key for the requesting address (for limits and burst holds only).
+def source_of(address: str) -> str:
+    """Return what a client address counts as: an IPv4 address, or the /64 network of an IPv6 one.
 
-    With ``scope``, the key is of the address together with it (wrong passwords count per
-    address and username), and tells neither.
+    An IPv6 subscriber (a phone, a home line) is given a whole /64 and may send from any of its
+    2^64 addresses, so counting per address would give one attacker unlimited counts. An
+    IPv4-mapped IPv6 address (``::ffff:a.b.c.d``, from a dual-stack socket) is its IPv4 address.
+    Text that is no address (a Unix socket's empty one) counts as itself.
+    """
+    try:
+        parsed = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(parsed, ipaddress.IPv6Address):
+        if parsed.ipv4_mapped is not None:
+            return str(parsed.ipv4_mapped)
+        return str(ipaddress.IPv6Network((parsed, 64), strict=False))
+    return str(parsed)
+
+
+def client_key(scope: str = "") -> str:
+    """Return today's opaque key for the requesting source (for limits and burst holds only).
+
+    The source is the address, or the /64 of an IPv6 one (:func:`source_of`). With ``scope``,
+    the key is of the source together with it (wrong passwords count per source and username),
+    and tells neither.
     """
     day = datetime.now(UTC).strftime("%Y-%m-%d")
     keys: AddressKeys = current_app.extensions["mapsvc.address_keys"]
-    address = request.remote_addr or ""
-    return keys.key(f"{address}\n{scope}" if scope else address, day)
+    source = source_of(request.remote_addr or "")
+    return keys.key(f"{source}\n{scope}" if scope else source, day)
+
+
+def shared_key(scope: str) -> str:
+    """Return today's opaque key of ``scope`` alone, counted over every source (one account's guesses)."""
+    day = datetime.now(UTC).strftime("%Y-%m-%d")
+    keys: AddressKeys = current_app.extensions["mapsvc.address_keys"]
+    # "*" is no source (an address, a /64 or the empty one), so this never meets a key of client_key.
+    return keys.key(f"*\n{scope}", day)
 
 
 def trust_proxies(app: Flask) -> None:

@@ -45,6 +45,12 @@ class ClockWindowRateLimiter(FixedWindowRateLimiter):
         expiry = max(1, math.ceil(end - time.time()))
         return self.storage.incr(key, expiry, amount=cost) <= item.amount
 
+    def give_back(self, item: RateLimitItem, *identifiers: str) -> None:
+        """Uncount one earlier hit of this window (a refused or a right attempt), never below zero."""
+        key, end = self._key(item, identifiers)
+        if self.storage.get(key) > 0:
+            self.storage.incr(key, max(1, math.ceil(end - time.time())), amount=-1)
+
     def test(self, item: RateLimitItem, *identifiers: str, cost: int = 1) -> bool:
         """Return whether ``cost`` more would stay within the limit in this window (counts nothing)."""
         key, _ = self._key(item, identifiers)

@@ -38,18 +38,56 @@ def test_accept_an_invitation_sign_in_and_out(page, service, watched):
 
     assert page.text_content("#account-username") == "river-phone"
     assert page.text_content("#account-role") == "Trusted peer"
-    cookies = page.context.cookies()
-    assert [(c["name"], c["secure"], c["httpOnly"], c["sameSite"]) for c in cookies if "mapsvc" in c["name"]] == [
-        ("__Host-mapsvc", True, True, "Lax")
+    assert _mapsvc_cookies(page) == [
+        ("__Host-mapsvc", "/", True, True, "Lax"),
+        ("__Secure-mapsvc-device", "/login", True, True, "Strict"),
     ]
 
     page.click("#logout")
     page.wait_for_url(service.url + "/")
-    assert not [c for c in page.context.cookies() if "mapsvc" in c["name"]]
+    assert _mapsvc_cookies(page) == [("__Secure-mapsvc-device", "/login", True, True, "Strict")]
     page.goto(service.url + "/account")
     assert "/login?next=" in page.url
     assert watched["errors"] == []
     assert all(r.url.startswith(service.url) for r in watched["requests"])
+
+
+def _mapsvc_cookies(page) -> list[tuple[str, str, bool, bool, str]]:
+    cookies = page.context.cookies()
+    return sorted(
+        (c["name"], c["path"], c["secure"], c["httpOnly"], c["sameSite"]) for c in cookies if "mapsvc" in c["name"]
+    )
+
+
+def test_guesses_from_many_addresses_do_not_keep_the_phone_out(page, service, watched):
+    """The phone signed in before; then others guess the name's password from many addresses."""
+    make_account(service.app, Role.PEER, "sky-phone")
+    page.goto(service.url + "/login?lang=en")
+    page.fill("input[name=username]", "sky-phone")
+    page.fill("input[name=password]", STAFF_PASSWORD)
+    page.click("main button[type=submit]")
+    page.wait_for_url("**/account")
+    page.click("#logout")
+    page.wait_for_url(service.url + "/")
+    for number in range(60):
+        form = {"username": "sky-phone", "password": f"a guess {number}"}
+        guesser = service.app.test_client()
+        assert (
+            guesser.post("/login", data=form, environ_base={"REMOTE_ADDR": f"2001:db8:{number:x}::1"}).status_code
+            == 401
+        )
+    stranger = service.app.test_client()
+    refused = stranger.post("/login", data={"username": "sky-phone", "password": STAFF_PASSWORD})
+
+    page.goto(service.url + "/login")
+    page.fill("input[name=username]", "sky-phone")
+    page.fill("input[name=password]", STAFF_PASSWORD)
+    page.click("main button[type=submit]")
+    page.wait_for_url("**/account")
+
+    assert refused.status_code == 401  # a browser that never signed in to it waits
+    assert page.text_content("#account-username") == "sky-phone"
+    assert watched["errors"] == []
 
 
 def test_turning_two_factor_on_asks_for_the_password_again(page, service, watched):

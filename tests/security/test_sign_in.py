@@ -2,12 +2,17 @@
 
 Findings #3 (open redirect after sign-in), #4 (a right password reset the count of wrong codes),
 #7 (five wrong posts locked any known username out), #8 (a signed-in session replaced the TOTP
-secret without the code or password) and #12 (TOTP secrets stored in plain text).
+secret without the code or password) and #12 (TOTP secrets stored in plain text); then the review
+of #12: an IPv6 /64 counted as 2^64 sources, guesses spread over many sources, parallel guesses
+passing the count, lost counts of wrong codes on PostgreSQL, and times kept to the second.
 """
 
 from __future__ import annotations
 
 import re
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -16,10 +21,17 @@ import pytest
 from ada_url import join_url
 from argon2 import PasswordHasher
 from gunicorn.app.base import BaseApplication
-from sqlalchemy import MetaData, create_engine, text
+from limits import parse_many
+from sqlalchemy import MetaData, create_engine, select, text
 
 from mapsvc import create_app
+from mapsvc.core.roles import Role
+from mapsvc.store import totp as totp_module
+from mapsvc.store.accounts import make_invitation
 from mapsvc.store.db import Store
+from mapsvc.store.models import Account, Invitation, LoginSession
+from mapsvc.web.devices import SECURE_COOKIE as DEVICE_COOKIE
+from tests.conftest import NOW
 from tests.helpers import PASSWORD, make_account, page_csrf_token, sign_in
 
 #: Where the tests' service is, for resolving a Location as a browser does.
@@ -537,3 +549,336 @@ def test_the_upgrade_keeps_sessions_and_tokens_and_the_secrets_are_then_sealed(a
     assert PLAIN_SECRET not in stored
     assert signed_in.status_code == 303
     assert rows == ([(2,)], [(1,)])  # the old session, and the one just made
+
+
+# --- review of #12: an IPv6 subscriber is one source, not 2^64 ----------------------------------------
+
+
+def test_the_addresses_of_one_ipv6_block_share_their_count_of_wrong_passwords(app):
+    make_account(app, "peer", "river")
+    for host in range(1, 6):
+        _login(app.test_client(), "river", "not the password", environ_base={"REMOTE_ADDR": f"2001:db8:66:1::{host}"})
+
+    found = _login(app.test_client(), "river", environ_base={"REMOTE_ADDR": "2001:db8:66:1:ffff::99"})
+    elsewhere = _login(app.test_client(), "river", environ_base={"REMOTE_ADDR": "2001:db8:66:2::1"})
+
+    assert found.status_code == 401
+    assert elsewhere.status_code == 303
+
+
+# --- review of #12: parallel guesses are counted before any is checked --------------------------------
+
+PARALLEL = 16
+
+
+def _checked_against(app, monkeypatch, username: str) -> list[str]:
+    """Record every password verified against ``username``'s own hash; each verification is slow.
+
+    The slowness stands for argon2's real cost: a check made before the count and a count made
+    after the verification let every parallel post through while the first is still verifying.
+    """
+    (stored,) = _sql(app, "SELECT password_hash FROM accounts WHERE username = :u", u=username)[0]
+    checked: list[str] = []
+    original = PasswordHasher.verify
+
+    def slow(self, hash_: str, password: str) -> bool:
+        time.sleep(0.05)
+        if hash_ == stored:
+            checked.append(password)
+        return original(self, hash_, password)
+
+    monkeypatch.setattr(PasswordHasher, "verify", slow)
+    return checked
+
+
+def _first_window(app, setting: str) -> int:
+    """Return how many wrong passwords the shortest window of a setting allows (5 of "5 per 15 minutes;...")."""
+    return min(parse_many(app.config[setting]), key=lambda item: item.get_expiry()).amount
+
+
+def _at_once(send, count: int = PARALLEL) -> list[int]:
+    """Send ``count`` requests from as many threads, released together; return the statuses."""
+    start = threading.Barrier(count)
+
+    def one(number: int) -> int:
+        start.wait()
+        return send(number).status_code
+
+    with ThreadPoolExecutor(count) as pool:
+        return list(pool.map(one, range(count)))
+
+
+def test_parallel_wrong_passwords_get_no_more_checks_than_the_limit(app, monkeypatch):
+    make_account(app, "peer", "river")
+    checked = _checked_against(app, monkeypatch, "river")
+
+    statuses = _at_once(lambda n: _login(app.test_client(), "river", f"wrong guess number {n}", environ_base=ATTACKER))
+
+    assert statuses == [401] * PARALLEL
+    assert len(checked) == _first_window(app, "LOGIN_FAILURE_LIMIT")  # however many arrive together
+
+
+def test_parallel_wrong_confirmations_get_no_more_checks_than_the_limit(app, clock, monkeypatch):
+    client, csrf = _stale_admin(app, clock)
+    cookie = client.get_cookie("__Host-mapsvc")
+    checked = _checked_against(app, monkeypatch, "boss")
+
+    def confirm(number: int):
+        thief = app.test_client()
+        thief.set_cookie(cookie.key, cookie.value, domain=cookie.domain)
+        return thief.post("/account/confirm", data={"password": f"wrong guess number {number}", "csrf_token": csrf})
+
+    statuses = _at_once(confirm)
+
+    assert statuses == [422] * PARALLEL
+    assert len(checked) == _first_window(app, "CONFIRM_FAILURE_LIMIT")
+
+
+# --- review of #12: guesses spread over many sources share one budget per name -------------------------
+
+
+def _source(number: int) -> dict[str, str]:
+    """Return the environ of one of many attacking sources (each its own /64)."""
+    return {"REMOTE_ADDR": f"2001:db8:{number:x}::1"}
+
+
+def _spread_guesses(app, name: str, count: int, browser=None) -> list[tuple[int, str]]:
+    """Send ``count`` wrong passwords for ``name``, each from a source of its own; return the answers."""
+    replies = [
+        _login(browser or app.test_client(), name, f"not the password {n}", environ_base=_source(n))
+        for n in range(count)
+    ]
+    return [(r.status_code, r.get_data(as_text=True)) for r in replies]
+
+
+def _known_browser(app, name: str = "river"):
+    """Return a browser that signed in as ``name`` before (and signed out again)."""
+    browser = app.test_client()
+    assert _login(browser, name, environ_base=OWNER).status_code == 303
+    browser.post("/logout", data={"csrf_token": page_csrf_token(browser)})
+    assert browser.get("/api/me").get_json()["role"] == "anonymous"
+    return browser
+
+
+def test_guesses_from_many_sources_share_one_budget_per_name(app, monkeypatch):
+    make_account(app, "peer", "river")
+    checked = _checked_against(app, monkeypatch, "river")
+    _spread_guesses(app, "river", 40)
+
+    lucky = _login(app.test_client(), "river", environ_base=_source(41))
+
+    assert lucky.status_code == 401
+    assert len(checked) == _first_window(app, "LOGIN_ACCOUNT_FAILURE_LIMIT")  # the right one never among them
+
+
+def test_the_owner_in_a_browser_she_signed_in_from_is_never_kept_out(app):
+    make_account(app, "peer", "river")
+    browser = _known_browser(app)
+    _spread_guesses(app, "river", 40)
+
+    response = _login(browser, "river", environ_base=_source(99))
+
+    assert response.status_code == 303
+    assert browser.get("/api/me").get_json()["username"] == "river"
+
+
+def test_the_browser_an_invitation_was_accepted_in_counts_as_known(app):
+    with app.app_context(), app.extensions["mapsvc.store"].writing() as session:
+        code = make_invitation(session, Role.PEER, 7, NOW, None)
+    browser = app.test_client()
+    form = {"code": code, "username": "river", "password": NEW_PASSWORD, "password_repeat": NEW_PASSWORD}
+    assert browser.post("/invite", data=form).status_code == 303
+    _spread_guesses(app, "river", 40)
+
+    assert _login(browser, "river", NEW_PASSWORD).status_code == 303
+
+
+def test_a_spent_budget_does_not_tell_which_names_exist(app, monkeypatch):
+    make_account(app, "peer", "river")
+    verified: list[int] = []
+    original = PasswordHasher.verify
+    monkeypatch.setattr(PasswordHasher, "verify", lambda self, h, p: verified.append(1) or original(self, h, p))
+
+    existing, unknown = _spread_guesses(app, "river", 14), _spread_guesses(app, "nobody-here", 14)
+
+    assert existing == unknown
+    assert {status for status, _body in existing} == {401}
+    assert verified == [1] * 28  # one argon2 verification each, spent budget or not
+
+
+def test_a_browser_known_for_one_name_is_unknown_for_another(app):
+    make_account(app, "peer", "river")
+    make_account(app, "peer", "lake")
+    browser = _known_browser(app, "river")
+    _spread_guesses(app, "lake", 40)
+
+    assert _login(browser, "lake", environ_base=_source(99)).status_code == 401
+
+
+def test_a_stolen_device_cookie_is_trusted_for_few_wrong_passwords(app):
+    """A seized phone's cookie, copied to many sources, soon counts as no cookie at all."""
+    make_account(app, "peer", "river")
+    stolen = _known_browser(app).get_cookie(DEVICE_COOKIE, path="/login")
+    copies = []
+    for _ in range(40):
+        copy = app.test_client()
+        copy.set_cookie(stolen.key, stolen.value, domain=stolen.domain, path="/login")
+        copies.append(copy)
+    for number, copy in enumerate(copies[:-1]):
+        _login(copy, "river", f"not the password {number}", environ_base=_source(number))
+
+    assert _login(copies[-1], "river", environ_base=_source(99)).status_code == 401
+
+
+def test_the_device_cookie_names_no_account_and_is_kept_to_the_sign_in_form(app):
+    make_account(app, "peer", "river")
+    first, second = _known_browser(app), _known_browser(app)
+    response = _login(app.test_client(), "river", environ_base=OWNER)
+    header = next(h for h in response.headers.getlist("Set-Cookie") if h.startswith(DEVICE_COOKIE + "="))
+    attributes = {part.strip().split("=")[0].lower(): part.strip() for part in header.split(";")[1:]}
+    value = header.split(";")[0].split("=", 1)[1]
+    days = app.config["DEVICE_COOKIE_DAYS"]
+
+    # 16 random bytes and 16 bytes of MAC, nothing else: no name, no id, no time.
+    assert re.fullmatch(r"[A-Za-z0-9_-]{44}", value) and "river" not in value
+    assert value != first.get_cookie(DEVICE_COOKIE, path="/login").value
+    assert first.get_cookie(DEVICE_COOKIE, path="/login").value != second.get_cookie(DEVICE_COOKIE, path="/login").value
+    assert attributes["path"] == "Path=/login"
+    assert attributes["samesite"] == "SameSite=Strict"
+    assert {"httponly", "secure"} <= set(attributes)
+    assert attributes["max-age"] == f"Max-Age={days * 86400}"
+
+
+def test_device_cookies_outlive_a_restart_only_with_a_configured_key(app_config):
+    secret = "a device cookie key of at least 32 characters"
+    made = {}
+    for name, config in [("set", {"DEVICE_COOKIE_SECRET": secret}), ("random", {})]:
+        before, after = create_app({**app_config, **config}), create_app({**app_config, **config})
+        with before.test_request_context():
+            entry = before.extensions["mapsvc.device_keys"].entry("river")
+        made[name] = after.extensions["mapsvc.device_keys"].holds(entry, "river")
+        for each in (before, after):
+            each.extensions["mapsvc.store"].dispose()
+
+    assert made == {"set": True, "random": False}
+
+
+def test_confirmations_count_per_account_over_every_source(app, clock):
+    """A phone left signed in gets few guesses at /account/confirm, from however many addresses."""
+    client, csrf = _stale_admin(app, clock)
+    for number in range(10):
+        client.post(
+            "/account/confirm", data={"password": "not the password", "csrf_token": csrf}, environ_base=_source(number)
+        )
+
+    right = client.post("/account/confirm", data={"password": PASSWORD, "csrf_token": csrf}, environ_base=_source(99))
+    made = client.post("/account/tokens", data={"name": "bot", "role": "admin", "csrf_token": csrf})
+
+    assert right.status_code == 422 and "sign out and sign in again" in right.get_data(as_text=True)
+    assert made.headers["Location"].startswith("/account/confirm")
+    assert _sql(app, "SELECT count(*) FROM api_tokens") == [(0,)]
+
+
+def test_after_spent_confirmations_the_owner_signs_in_again_and_makes_the_change(app, clock):
+    client, csrf = _stale_admin(app, clock)
+    for _ in range(10):
+        client.post("/account/confirm", data={"password": "not the password", "csrf_token": csrf})
+    client.post("/logout", data={"csrf_token": csrf})
+
+    assert _login(client, "boss").status_code == 303
+    made = client.post("/account/tokens", data={"name": "bot", "role": "admin", "csrf_token": page_csrf_token(client)})
+
+    assert made.status_code == 201
+
+
+# --- review of #12: codes checked in parallel are each counted, and accepted once ---------------------
+
+CODE_BROWSERS = 8
+
+
+def _half_signed_in(app, count: int = CODE_BROWSERS) -> list[tuple[Any, str]]:
+    """Return ``count`` browsers past the password of ``river``, each with its code step's CSRF token."""
+    browsers = []
+    for _ in range(count):
+        browser = app.test_client()
+        assert _login(browser, "river").headers["Location"].startswith("/login/totp")
+        browsers.append((browser, page_csrf_token(browser, "/login/totp")))
+    return browsers
+
+
+@pytest.fixture
+def slow_codes(monkeypatch):
+    """Make each code check take a while, as a loaded server's does: parallel checks overlap."""
+    original = totp_module.totp_step
+
+    def slow(*args: Any) -> int | None:
+        time.sleep(0.05)
+        return original(*args)
+
+    monkeypatch.setattr(totp_module, "totp_step", slow)
+
+
+def test_wrong_codes_sent_together_are_all_counted(app, clock, slow_codes):
+    secret = _with_totp(app, clock)
+    browsers = _half_signed_in(app)
+
+    _at_once(
+        lambda n: browsers[n][0].post("/login/totp", data={"code": NOT_A_CODE, "csrf_token": browsers[n][1]}),
+        CODE_BROWSERS,
+    )
+    counted = _sql(app, "SELECT totp_failures FROM accounts WHERE username = 'river'")
+    owner = app.test_client()
+    _login(owner, "river")
+    right = _code_step(owner, pyotp.TOTP(secret).at(clock.now))
+
+    assert counted == [(app.config["TOTP_MAX_FAILURES"],)]  # then the codes wait, and are no longer checked
+    assert right.status_code == 429
+
+
+def test_a_code_sent_from_several_browsers_at_once_signs_in_one(app, clock, slow_codes):
+    code = pyotp.TOTP(_with_totp(app, clock)).at(clock.now)
+    browsers = _half_signed_in(app)
+
+    statuses = _at_once(
+        lambda n: browsers[n][0].post("/login/totp", data={"code": code, "csrf_token": browsers[n][1]}), CODE_BROWSERS
+    )
+
+    assert statuses.count(303) == 1
+    assert set(statuses) == {303, 401, 429}  # a used code counts as a wrong one: past five, codes wait
+    assert [b.get("/api/me").get_json()["role"] for b, _csrf in browsers].count("moderator") == 1
+
+
+# --- review of #12: the database keeps no second of a sign-in, a confirmation or a wrong code ---------
+
+
+def _stored_times(app) -> dict[str, list[datetime]]:
+    """Return the times the database holds of sessions, waits and invitations."""
+    with app.extensions["mapsvc.store"].reader() as session:
+        sessions = session.execute(select(LoginSession.expires_at, LoginSession.fresh_until)).all()
+        return {
+            "session ends": [row.expires_at for row in sessions],
+            "fresh until": [row.fresh_until for row in sessions if row.fresh_until is not None],
+            "codes wait until": [t for t in session.scalars(select(Account.totp_wait_until)) if t is not None],
+            "invitation ends": list(session.scalars(select(Invitation.expires_at))),
+        }
+
+
+def test_the_database_keeps_no_second_of_a_sign_in_a_confirmation_or_a_wrong_code(app, clock):
+    clock.now += timedelta(seconds=17, microseconds=250_000)
+    _with_totp(app, clock)
+    phone = app.test_client()
+    _login(phone, "river")
+    for _ in range(app.config["TOTP_MAX_FAILURES"]):
+        _code_step(phone, NOT_A_CODE)
+    admin = app.test_client()
+    csrf = sign_in(admin, app, "admin", "boss")
+    clock.now += timedelta(minutes=app.config["REAUTH_MINUTES"], seconds=3)
+    confirmed = admin.post("/account/confirm", data={"password": PASSWORD, "csrf_token": csrf})
+    invited = admin.post("/admin/invitations", data={"role": "peer", "days": "3", "csrf_token": csrf})
+
+    times = _stored_times(app)
+
+    assert confirmed.status_code == 303 and invited.status_code == 201
+    assert all(times.values()), times
+    assert {t.second + t.microsecond for moments in times.values() for t in moments} == {0}
+    assert {t.minute for t in times["invitation ends"]} == {0}  # as its created_hour
