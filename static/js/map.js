@@ -109,7 +109,17 @@
     }));
   }
 
+  // A notice (a saved report sent, or refused) stays on the status line for NOTICE_MS: a refresh
+  // finishing meanwhile (the phone back online, a move, the timer) would otherwise replace it unread.
+  var NOTICE_MS = 8000, noticeUntil = 0;
+
+  function notice(text) {
+    noticeUntil = Date.now() + NOTICE_MS;
+    statusEl.textContent = text;
+  }
+
   function setStatus(at, shown, matched) {
+    if (Date.now() < noticeUntil) return;
     var when = new Date(Date.parse(at)).toLocaleString(cfg.lang, { dateStyle: "short", timeStyle: "short" });
     var count = matched > shown ? S("shown_some", { n: shown, total: matched }) : S("shown", { n: shown });
     statusEl.textContent = S("updated", { time: when }) + " · " + count;
@@ -131,7 +141,7 @@
       if (bodies[1]) drawHeat(bodies[1]); else heatLayer.clearLayers();
       setStatus(bodies[0].at, bodies[0].numberReturned, bodies[0].numberMatched);
       wrap.setAttribute("data-loaded", bodies[0].at);
-    }).catch(function () { statusEl.textContent = S("offline"); });
+    }).catch(function () { if (Date.now() >= noticeUntil) statusEl.textContent = S("offline"); });
   }
 
   function schedule() {
@@ -193,7 +203,7 @@
 
   if (map.attributionControl) map.attributionControl.setPrefix("Leaflet");
   nameLeafletControls();
-  window.mapsvcMap = { map: map, cfg: cfg, S: S, refresh: refresh, serverNow: serverNow, iso: iso, ago: ago, policies: policies };
+  window.mapsvcMap = { map: map, cfg: cfg, S: S, refresh: refresh, notice: notice, serverNow: serverNow, iso: iso, ago: ago, policies: policies };
   refresh();
   schedule();
 })();

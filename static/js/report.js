@@ -169,14 +169,14 @@
     var report = queue[0];
     post(report).then(function () {
       save(QUEUE, load(QUEUE).slice(1));
-      // Said after the map's refresh, whose own status line would otherwise replace it at once.
-      M.refresh().then(function () { document.getElementById("map-status").textContent = S("queued_sent"); });
+      M.notice(S("queued_sent"));
+      M.refresh();
       flushQueue();
     }, function (error) {
       if (error.message === "offline") return;
       // Refused (say, too old by now): do not retry forever, but say so rather than lose it silently.
       save(QUEUE, load(QUEUE).slice(1));
-      document.getElementById("map-status").textContent = S("failed", { error: error.message });
+      M.notice(S("failed", { error: error.message }));
       flushQueue();
     });
   }
