@@ -89,6 +89,10 @@ def tiled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
 def _settle(page: Any) -> None:
     page.wait_for_timeout(300)  # Leaflet's zoom and pan animations
     page.wait_for_load_state("networkidle")
+    # Every tile image in view has come in, or failed (a loaded tile may still be decoding on a
+    # loaded machine when the network is idle), then Leaflet's 200 ms fade-in has ended.
+    page.wait_for_function("() => [...document.querySelectorAll('img.leaflet-tile')].every((i) => i.complete)")
+    page.wait_for_timeout(400)
 
 
 def test_zooming_and_panning_to_every_edge_never_meets_a_refused_tile(page: Any, tiled: Service) -> None:
