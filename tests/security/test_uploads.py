@@ -729,3 +729,99 @@ def test_the_command_line_refuses_each_attack(runner, app, tmp_path, accounts_db
     with app.extensions["mapsvc.store"].reader() as session:
         assert load_districts(session) == []
     assert asked == []
+
+
+# Coordinates no district can have (issue #12, second review): GEOS raised on NaN and infinities,
+# a 500 on the page and a traceback from the command line, and 1e308 degrees was a district.
+
+
+NAN, INF = float("nan"), float("inf")
+UTM = {"type": "name", "properties": {"name": "EPSG:32643"}}
+NOT_FINITE = "feature 2 (d2): a coordinate is not a finite number"
+OFF_THE_GLOBE = (
+    "feature 2 (d2): a point lies beyond longitude -180 to 180 or latitude -90 to 90 once reprojected to EPSG:4326"
+    " (is the file's coordinate reference system right?)"
+)
+
+
+def ring_wkb(*points: tuple[float, float]) -> bytes:
+    """Return the ISO WKB of a polygon of one ring, whatever its numbers (shapely writes no NaN)."""
+    return struct.pack("<BIII", 1, 3, 1, len(points)) + struct.pack(f"<{2 * len(points)}d", *sum(points, ()))
+
+
+def absurd_file(case: str, tmp_path: Path) -> bytes:
+    """Return a file of two districts, "d1" fine and "d2" with the coordinates ``case`` names."""
+    huge = {"type": "Polygon", "coordinates": [[[0, 0], [1e300, 0], [1e300, 1e300], [0, 0]]]}
+    if case == "geojson, 1e308 degrees":
+        polygon = {"type": "Polygon", "coordinates": [[[0, 0], [1e308, 0], [1e308, 1e308], [0, 0]]]}
+        return collection([feature("d1", square(0)), feature("d2", polygon)])
+    if case == "geojson, 1e300 metres in UTM":
+        return collection([feature("d1", square(0)), feature("d2", huge)], crs=UTM)
+    numbers = {"geopackage, NaN": (NAN, 0.0), "geopackage, infinity": (INF, 0.0)}.get(case, (1e300, 0.0))
+    blobs = [
+        geometry_blob(box(0, 0, 1, 1)),
+        geometry_blob(box(0, 0, 1, 1), wkb=ring_wkb((0, 0), numbers, (1, 1), (0, 0))),
+    ]
+    data = geopackage_of(tmp_path, blobs)
+    if case == "geopackage, 1e300 metres in UTM":
+        with sqlite3.connect(tmp_path / "blobs.gpkg") as connection:
+            connection.execute(
+                "INSERT INTO gpkg_spatial_ref_sys VALUES ('UTM 43N', 32643, 'EPSG', 32643, 'undefined', '')"
+            )
+            connection.execute("UPDATE gpkg_geometry_columns SET srs_id = 32643")
+            connection.execute("UPDATE gpkg_contents SET srs_id = 32643")
+        connection.close()
+        data = (tmp_path / "blobs.gpkg").read_bytes()
+    return data
+
+
+ABSURD = {
+    "geopackage, NaN": NOT_FINITE,
+    "geopackage, infinity": NOT_FINITE,
+    "geopackage, 1e300 metres in UTM": OFF_THE_GLOBE,  # reprojected to infinities
+    "geojson, 1e300 metres in UTM": OFF_THE_GLOBE,
+    "geojson, 1e308 degrees": OFF_THE_GLOBE,
+}
+
+
+@pytest.mark.parametrize("case", ABSURD)
+def test_a_coordinate_off_the_globe_is_refused_naming_the_feature(tmp_path, case):
+    assert refusal(absurd_file(case, tmp_path)) == ABSURD[case]
+
+
+@pytest.mark.parametrize("case", ABSURD)
+def test_the_upload_page_refuses_coordinates_off_the_globe_and_keeps_the_districts(advocate, app, tmp_path, case):
+    client, token = advocate
+    upload(client, token, "/advocacy/data/districts", geojson(), "good.geojson", name_field="rayon")
+
+    response = upload(client, token, "/advocacy/data/districts", absurd_file(case, tmp_path), "rayons.gpkg")
+
+    assert response.status_code == 422
+    assert ABSURD[case] in text(response)
+    assert districts(app) == ["Lenin", "Pervomay"]
+
+
+@pytest.mark.parametrize("case", ABSURD)
+def test_the_command_line_refuses_coordinates_off_the_globe(runner, app, tmp_path, case):
+    path = tmp_path / "rayons.gpkg"
+    path.write_bytes(absurd_file(case, tmp_path))
+
+    result = runner.invoke(args=["districts", "import", str(path)])
+
+    assert result.exit_code == 1
+    assert f"Error: {ABSURD[case]}" in result.output
+    with app.extensions["mapsvc.store"].reader() as session:
+        assert load_districts(session) == []
+
+
+def test_an_error_of_geos_repairing_a_polygon_names_the_feature(monkeypatch):
+    bowtie = {"type": "Polygon", "coordinates": [[[0, 0], [1, 1], [1, 0], [0, 1], [0, 0]]]}
+
+    def failing(geometry: BaseGeometry) -> BaseGeometry:
+        raise shapely.errors.GEOSException("TopologyException: side location conflict")
+
+    monkeypatch.setattr(shapely, "make_valid", failing)
+
+    assert refusal(collection([feature("d1", square(0)), feature("d2", bowtie)])) == (
+        "feature 2 (d2): the polygon is invalid and cannot be repaired"
+    )
