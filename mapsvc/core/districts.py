@@ -33,6 +33,10 @@ MAX_DISTRICTS = 2000
 MAX_POINTS = 1_000_000
 #: Largest boundary file read, in bytes: a city's districts in fine detail fit several times over.
 MAX_FILE_BYTES = 32 * 1024 * 1024
+#: Most bytes of a GeoJSON's strings (names, fields and values): 4 KB a district at the most
+#: districts. A parsed string can take four times its text (one emoji makes every character
+#: four bytes), so it bounds that as :data:`MAX_POINTS` bounds the parsed numbers and lists.
+MAX_TEXT_BYTES = 8 * 1024 * 1024
 NAME_MAX_LENGTH = 200
 #: Largest absolute longitude and latitude, in degrees.
 LONGITUDE_LATITUDE_BOUNDS = np.array([180.0, 90.0])
@@ -64,13 +68,14 @@ def read_districts(source: Path | BinaryIO, name_field: str = "name", layer: str
     DistrictFileError
         If the file is larger than :data:`MAX_FILE_BYTES`, neither GeoJSON nor GeoPackage, lacks
         the name field, has no CRS, holds non-polygons, empty or duplicate names, more than
-        :data:`MAX_DISTRICTS` districts or :data:`MAX_POINTS` points (found before the rest is read),
+        :data:`MAX_DISTRICTS` districts, :data:`MAX_POINTS` points or, in GeoJSON,
+        :data:`MAX_TEXT_BYTES` bytes of strings (found before the rest is read),
         a coordinate that is not a finite number, before or after reprojection, or a point off
         the globe (longitude beyond ±180°, latitude beyond ±90°).
 
     """
     data = read_bounded(source, MAX_FILE_BYTES)
-    found = read_boundaries(data, name_field, layer, MAX_DISTRICTS, MAX_POINTS)
+    found = read_boundaries(data, name_field, layer, MAX_DISTRICTS, MAX_POINTS, MAX_TEXT_BYTES)
     if not found.names:
         raise DistrictFileError("the file holds no districts")
     if found.crs is None:
