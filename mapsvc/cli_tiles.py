@@ -48,12 +48,13 @@ def tiles_seed(pause: float) -> None:
     view = tile_view()
     cache, fetched, missing = tile_cache(view), 0, 0
     for z, x, y in overview(view):
-        kept = cache.read(z, x, y)
-        if kept is not None and fresh(kept.fetched):
-            continue
         try:
-            count_request(str(current_app.config["TILE_OVERVIEW_RATE_LIMIT"]), "tile-overview-upstream", "everyone")
-            cache.store(z, x, y, fetch_upstream(z, x, y))
+            with cache.fetching(z, x, y):  # a worker asked for it meanwhile: fetched once
+                kept = cache.read(z, x, y)
+                if kept is not None and fresh(kept.fetched):
+                    continue
+                count_request(str(current_app.config["TILE_OVERVIEW_RATE_LIMIT"]), "tile-overview-upstream", "everyone")
+                cache.store(z, x, y, fetch_upstream(z, x, y))
             fetched += 1
         except NotFound:
             missing += 1  # the provider has no such tile

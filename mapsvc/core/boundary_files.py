@@ -7,7 +7,9 @@ CRS definition a file stores to PROJ, which opens any grid file or URL that text
 boundary file's first bytes decide, and GDAL reads none of them:
 
 - JSON (text starting with ``{`` or ``[``) must be GeoJSON: its brackets and commas are counted
-  first (parsed JSON takes some ten times the text's size), then it is parsed as JSON, a
+  first (parsed JSON takes some ten times the text's size), and the text of its strings (a
+  string with one character outside the Basic Multilingual Plane takes four bytes a character),
+  then it is parsed as JSON, a
   FeatureCollection or Feature, its shapes built by shapely. RFC 7946 GeoJSON is
   longitude/latitude (EPSG:4326); a legacy ``crs`` member is honoured only when it names an EPSG
   code (or CRS84) of a 2D geographic or projected CRS.
@@ -48,6 +50,8 @@ FEATURE_COMMAS = 100
 _EPSG_NAME = re.compile(
     r"(?:urn:ogc:def:crs:EPSG:[0-9.]*:|EPSG:|https?://www\.opengis\.net/def/crs/EPSG/0/)([0-9]{1,9})", re.IGNORECASE
 )
+#: A JSON string literal, quotes and escapes included (possessive: no backtracking).
+_STRING = re.compile(rb'"[^"\\]*+(?:\\.[^"\\]*+)*+"', re.DOTALL)
 _CRS84_NAME = re.compile(
     r"(?:urn:ogc:def:crs:OGC:1\.3:|OGC:|https?://www\.opengis\.net/def/crs/OGC/1\.3/)CRS84", re.IGNORECASE
 )
@@ -61,12 +65,17 @@ def read_bounded(source: Path | BinaryIO, limit: int) -> bytes:
     except OSError as exc:
         raise DistrictFileError(f"cannot open the file ({type(exc).__name__})") from None
     if len(data) > limit:
-        size = f"{limit / 2**20:.0f} MB" if limit >= 2**20 else f"{limit} bytes"
-        raise DistrictFileError(f"the file is larger than {size}")
+        raise DistrictFileError(f"the file is larger than {_size(limit)}")
     return data
 
 
-def read_boundaries(data: bytes, name_field: str, layer: str | None, max_features: int, max_points: int) -> Boundaries:
+def _size(limit: int) -> str:
+    return f"{limit / 2**20:.0f} MB" if limit >= 2**20 else f"{limit} bytes"
+
+
+def read_boundaries(
+    data: bytes, name_field: str, layer: str | None, max_features: int, max_points: int, max_text: int
+) -> Boundaries:
     """Return the features of a GeoJSON or GeoPackage file, refusing one with over ``max_features``.
 
     Parameters
@@ -82,18 +91,23 @@ def read_boundaries(data: bytes, name_field: str, layer: str | None, max_feature
     max_points : int
         Most points, rings and polygons, all features together; a GeoJSON's text is counted
         against it before it is parsed, a GeoPackage's geometries before they are built.
+    max_text : int
+        Most bytes of a GeoJSON's strings (names, keys and values, quotes included), counted
+        before it is parsed.
 
     Raises
     ------
     DistrictFileError
         If the bytes are neither format, the name field is missing, or there are too many
-        features or points.
+        features, points or bytes of text.
 
     """
     if file_kind(data) == "geojson":
         if layer:
             raise DistrictFileError("a GeoJSON file has a single layer: leave the layer empty")
-        return _geojson(data, name_field, max_features, max_points)
+        _refuse_too_detailed(data, max_features, max_points)
+        _refuse_too_much_text(data, max_text)
+        return _geojson(data, name_field, max_features)
     boundaries = read_geopackage(data, name_field, layer, max_features + 1, max_points)
     if len(boundaries.names) > max_features:
         raise too_many(max_features)
@@ -116,9 +130,8 @@ def file_kind(data: bytes) -> str:
     raise DistrictFileError(f"{UNREADABLE}: only those two formats are accepted (no VRT, CSV, shapefile or other)")
 
 
-def _geojson(data: bytes, name_field: str, max_features: int, max_points: int) -> Boundaries:
+def _geojson(data: bytes, name_field: str, max_features: int) -> Boundaries:
     """Read GeoJSON as JSON; the count is checked before any geometry is built."""
-    _refuse_too_detailed(data, max_features, max_points)
     try:
         document = orjson.loads(data.removeprefix(BOM))
     except orjson.JSONDecodeError as exc:
@@ -148,6 +161,25 @@ def _refuse_too_detailed(data: bytes, max_features: int, max_points: int) -> Non
         or commas > 2 * max_points + FEATURE_COMMAS * max_features
     ):
         raise too_detailed(max_points)
+
+
+def _refuse_too_much_text(data: bytes, max_text: int) -> None:
+    """Refuse JSON text whose strings hold more than ``max_text`` bytes, before parsing it.
+
+    A parsed string takes one, two or four bytes a character, the widest of its characters: a
+    string of ASCII letters with one emoji takes four times its text, and the parser's copy of
+    the text one more. A bound on each string would not do (500 strings of 64 KB take as much as
+    one of 32 MB), so their bytes are added up. The brackets and commas are counted first, which
+    bounds the strings there can be to a few million; a string is matched whole, so an escaped
+    quote does not end it.
+    """
+    if len(data) <= max_text:
+        return
+    if sum(found.end() - found.start() for found in _STRING.finditer(data)) > max_text:
+        raise DistrictFileError(
+            f"the file holds more than {_size(max_text)} of text in its names, fields and values"
+            " (drop fields that are not needed, such as long descriptions)"
+        )
 
 
 def _features(document: Any, max_features: int) -> list[Any]:

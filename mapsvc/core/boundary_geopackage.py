@@ -24,6 +24,7 @@ import sqlite3
 import struct
 from contextlib import closing
 
+import numpy as np
 import shapely
 from pyproj import CRS
 from shapely.geometry.base import BaseGeometry
@@ -179,7 +180,8 @@ def _polygon(blob: object, start: int | None, row: int) -> BaseGeometry | None:
     if start is None or not isinstance(blob, bytes):
         return None
     try:
-        return shapely.from_wkb(blob[start:])
+        with np.errstate(invalid="ignore"):  # a NaN coordinate: refused by the caller, naming the feature
+            return shapely.from_wkb(blob[start:])
     except shapely.errors.ShapelyError:  # a ring of fewer than 4 points, say
         raise DistrictFileError(f"feature {row}: the geometry is not a valid polygon") from None
 

@@ -18,6 +18,7 @@ from typing import BinaryIO
 
 import geopandas as gpd
 import h3
+import numpy as np
 import shapely
 from shapely.geometry import MultiPolygon, Point, Polygon
 from shapely.geometry.base import BaseGeometry
@@ -32,7 +33,13 @@ MAX_DISTRICTS = 2000
 MAX_POINTS = 1_000_000
 #: Largest boundary file read, in bytes: a city's districts in fine detail fit several times over.
 MAX_FILE_BYTES = 32 * 1024 * 1024
+#: Most bytes of a GeoJSON's strings (names, fields and values): 4 KB a district at the most
+#: districts. A parsed string can take four times its text (one emoji makes every character
+#: four bytes), so it bounds that as :data:`MAX_POINTS` bounds the parsed numbers and lists.
+MAX_TEXT_BYTES = 8 * 1024 * 1024
 NAME_MAX_LENGTH = 200
+#: Largest absolute longitude and latitude, in degrees.
+LONGITUDE_LATITUDE_BOUNDS = np.array([180.0, 90.0])
 
 
 @dataclass(frozen=True)
@@ -61,23 +68,33 @@ def read_districts(source: Path | BinaryIO, name_field: str = "name", layer: str
     DistrictFileError
         If the file is larger than :data:`MAX_FILE_BYTES`, neither GeoJSON nor GeoPackage, lacks
         the name field, has no CRS, holds non-polygons, empty or duplicate names, more than
-        :data:`MAX_DISTRICTS` districts or :data:`MAX_POINTS` points (found before the rest is read).
+        :data:`MAX_DISTRICTS` districts, :data:`MAX_POINTS` points or, in GeoJSON,
+        :data:`MAX_TEXT_BYTES` bytes of strings (found before the rest is read),
+        a coordinate that is not a finite number, before or after reprojection, or a point off
+        the globe (longitude beyond ±180°, latitude beyond ±90°).
 
     """
     data = read_bounded(source, MAX_FILE_BYTES)
-    found = read_boundaries(data, name_field, layer, MAX_DISTRICTS, MAX_POINTS)
+    found = read_boundaries(data, name_field, layer, MAX_DISTRICTS, MAX_POINTS, MAX_TEXT_BYTES)
     if not found.names:
         raise DistrictFileError("the file holds no districts")
     if found.crs is None:
         raise DistrictFileError("the file states no coordinate reference system")
-    geometries = gpd.GeoSeries(found.geometries, crs=found.crs).to_crs(4326)
-    return _districts(found.names, list(geometries), name_field)
+    names = _names(found.names, name_field)
+    _refuse_off_the_globe(names, found.geometries, reprojected=False)
+    geometries = list(gpd.GeoSeries(found.geometries, crs=found.crs).to_crs(4326))
+    _refuse_off_the_globe(names, geometries, reprojected=True)
+    return [
+        _district(row, name, geometry)
+        for row, (name, geometry) in enumerate(zip(names, geometries, strict=True), start=1)
+    ]
 
 
-def _districts(names: list[object], geometries: list[BaseGeometry | None], name_field: str) -> list[District]:
-    found: list[District] = []
+def _names(raw_names: list[object], name_field: str) -> list[str]:
+    """Return the districts' names, refusing an empty, overlong or repeated one."""
+    names: list[str] = []
     seen: set[str] = set()
-    for row, (raw, geometry) in enumerate(zip(names, geometries, strict=True), start=1):
+    for row, raw in enumerate(raw_names, start=1):
         name = "" if raw is None else str(raw).strip()
         if not name or name == "nan":
             raise DistrictFileError(f"feature {row}: the field {name_field!r} is empty")
@@ -85,15 +102,40 @@ def _districts(names: list[object], geometries: list[BaseGeometry | None], name_
             raise DistrictFileError(f"feature {row}: the name is longer than {NAME_MAX_LENGTH} characters")
         if name in seen:
             raise DistrictFileError(f"feature {row}: the name {name!r} appears twice")
-        if not isinstance(geometry, Polygon | MultiPolygon) or geometry.is_empty:
-            raise DistrictFileError(f"feature {row} ({name}): the geometry is not a polygon")
+        seen.add(name)
+        names.append(name)
+    return names
+
+
+def _refuse_off_the_globe(names: list[str], geometries: list[BaseGeometry | None], reprojected: bool) -> None:
+    """Refuse a NaN or infinite coordinate (GEOS raises on one) and, in degrees, a point off the globe.
+
+    A file's numbers may be absurd (1e300 metres), and reprojecting finite ones can give infinities
+    (a UTM easting of 1e10 m), so this runs before and after ``to_crs``.
+    """
+    for row, (name, geometry) in enumerate(zip(names, geometries, strict=True), start=1):
+        points = shapely.get_coordinates(geometry)
+        if not reprojected and not np.isfinite(points).all():
+            raise DistrictFileError(f"feature {row} ({name}): a coordinate is not a finite number")
+        if reprojected and not (np.abs(points) <= LONGITUDE_LATITUDE_BOUNDS).all():  # NaN is refused too
+            raise DistrictFileError(
+                f"feature {row} ({name}): a point lies beyond longitude -180 to 180 or latitude -90 to 90 once"
+                " reprojected to EPSG:4326 (is the file's coordinate reference system right?)"
+            )
+
+
+def _district(row: int, name: str, geometry: BaseGeometry | None) -> District:
+    """Return a district of a polygon, repaired if invalid; GEOS's errors name the feature."""
+    if not isinstance(geometry, Polygon | MultiPolygon) or geometry.is_empty:
+        raise DistrictFileError(f"feature {row} ({name}): the geometry is not a polygon")
+    try:
         if not geometry.is_valid:
             geometry = shapely.make_valid(geometry)
-            if not isinstance(geometry, Polygon | MultiPolygon):
-                raise DistrictFileError(f"feature {row} ({name}): the polygon is invalid and cannot be repaired")
-        seen.add(name)
-        found.append(District(name, geometry))
-    return found
+    except shapely.errors.ShapelyError:
+        raise DistrictFileError(f"feature {row} ({name}): the polygon is invalid and cannot be repaired") from None
+    if not isinstance(geometry, Polygon | MultiPolygon):
+        raise DistrictFileError(f"feature {row} ({name}): the polygon is invalid and cannot be repaired")
+    return District(name, geometry)
 
 
 def assign_cells(cells: Iterable[str], districts: list[District]) -> dict[str, str | None]:

@@ -11,6 +11,11 @@ zoom-12 tile the whole city; a crawler's tiles are mostly deep), the oldest fetc
 within a level; never a tile of the overview (zoom ``overview_max_zoom`` and shallower), so that
 no crawl can push out the map everyone zooms in from.
 
+A tile is fetched by one worker at a time: the fetch holds an exclusive ``flock`` on one of
+:data:`FETCH_LOCKS` lock files in ``<folder>/.locks`` (chosen by the tile's numbers), and a worker
+that waited reads the cache again before it asks the upstream. The lock files are made all at
+once, the first time one is needed, and dated to the day; taking a lock changes no file time.
+
 File times: a tile fetched at zoom 18 over someone's home at 03:12 would be a trace of who looked
 where, and when. So every tile, the directories that hold it and the total's file get the start
 of their UTC day as modification and access time (``os.utime``), and tiles are read with
@@ -28,6 +33,7 @@ import logging
 import os
 import tempfile
 import time
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +50,10 @@ log = logging.getLogger(__name__)
 
 SIZE_FILE = ".size"
 PRUNE_LOCK = ".prune"
+FETCH_LOCKS_FOLDER = ".locks"
+
+#: Lock files the fetches share: two tiles of one lock are fetched one after the other.
+FETCH_LOCKS = 64
 
 #: Reads that leave the access time alone, where the system knows the flag.
 _NOATIME = getattr(os, "O_NOATIME", 0)
@@ -97,6 +107,30 @@ class TileCache:
         with os.fdopen(fd, "rb") as source:
             fetched = os.fstat(source.fileno()).st_mtime
             return Kept(source.read(), fetched)
+
+    @contextlib.contextmanager
+    def fetching(self, z: int, x: int, y: int) -> Iterator[None]:
+        """Hold tile ``z/x/y``'s lock, across this host's workers, while it is fetched and stored."""
+        fd = os.open(self._fetch_lock(z, x, y), os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # and with it the lock
+
+    def _fetch_lock(self, z: int, x: int, y: int) -> Path:
+        """Return the lock file of tile ``z/x/y``, making the lock files if there are none yet."""
+        folder = self.folder / FETCH_LOCKS_FOLDER
+        path = folder / str(zlib.crc32(f"{z}/{x}/{y}".encode()) % FETCH_LOCKS)
+        if not path.exists():
+            folder.mkdir(parents=True, exist_ok=True)
+            day = coarse_time()
+            for number in range(FETCH_LOCKS):  # all at once: when one was first needed tells of no tile
+                lock = folder / str(number)
+                os.close(os.open(lock, os.O_RDONLY | os.O_CREAT, 0o600))
+                os.utime(lock, (day, day))
+            self._coarsen_folders(folder, day)
+        return path
 
     def store(self, z: int, x: int, y: int, body: bytes) -> None:
         """Keep a tile (atomically: a reader never sees half of it), then prune if over the bound."""

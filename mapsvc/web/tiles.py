@@ -11,7 +11,10 @@ given the same box and levels, :func:`tile_view`); any other is 404 and the upst
 of it. A tile not in the cache costs one of the client's ``TILE_MISS_RATE_LIMIT`` (and, from
 ``TILE_DEEP_MIN_ZOOM``, one of its ``TILE_DEEP_MISS_RATE_LIMIT``) and one of everyone's
 ``TILE_UPSTREAM_RATE_LIMIT`` (429 past them; a kept tile is still served), so that no crawler can
-make the service download the map in bulk, against the tile provider's policy.
+make the service download the map in bulk, against the tile provider's policy. Requests for one
+tile at once, from any of this host's workers, take turns on its lock
+(:meth:`~mapsvc.web.tilecache.TileCache.fetching`): the first counts the miss and fetches it,
+the others find it kept.
 
 The overview, the zoom levels from ``TILE_MIN_ZOOM`` to ``TILE_OVERVIEW_MAX_ZOOM`` (by default as
 deep as keeps it to ``TILE_OVERVIEW_MAX_TILES`` tiles of the area), is counted apart: its misses
@@ -209,6 +212,23 @@ def reset_upstream_state() -> None:
         _upstream.down_until = 0.0
 
 
+def _fetched(view: TileView, cache: TileCache, zoom: int, column: int, row: int) -> bytes:
+    """Return a tile missing or stale when asked for, holding its lock: fetched once, whoever else asked."""
+    kept = cache.read(zoom, column, row)  # another worker may have fetched it while this one waited
+    if kept is not None and fresh(kept.fetched):
+        return kept.body
+    try:
+        _ready()
+        _count_miss(view, zoom)  # only now: a tile asked for by many at once is one miss
+        body = fetch_upstream(zoom, column, row)
+    except (MapsvcError, RateLimitExceeded):
+        if kept is None:
+            raise
+        return kept.body  # a stale tile beats no tile
+    cache.store(zoom, column, row, body)
+    return body
+
+
 @bp.get("/<z>/<x>/<y>.png")
 def tile(z: str, x: str, y: str) -> Response:
     """Serve one map tile from the cache, fetching it from the upstream when needed."""
@@ -221,16 +241,8 @@ def tile(z: str, x: str, y: str) -> Response:
     if kept is not None and fresh(kept.fetched):
         body = kept.body
     else:
-        try:
-            _ready()
-            _count_miss(view, zoom)
-            body = fetch_upstream(zoom, column, row)
-        except (MapsvcError, RateLimitExceeded):
-            if kept is None:
-                raise
-            body = kept.body  # a stale tile beats no tile
-        else:
-            cache.store(zoom, column, row, body)
+        with cache.fetching(zoom, column, row):
+            body = _fetched(view, cache, zoom, column, row)
     response = Response(body, mimetype="image/png")
     response.headers["Cache-Control"] = "public, max-age=604800"
     return response

@@ -22,7 +22,7 @@ import pytest
 
 from mapsvc import create_app
 from mapsvc.core.area import CITIES
-from mapsvc.web import api, ogc, tiles
+from mapsvc.web import api, ogc, tilecache, tiles
 from mapsvc.web.mapview import build_map
 from mapsvc.web.readcache import Answer, ReadCache
 from tests.conftest import BISHKEK, NOW
@@ -39,14 +39,16 @@ def png(size: int = 72) -> bytes:
 class Upstream:
     """A fake tile server on loopback: answers each path with its status (200 by default) and counts."""
 
-    def __init__(self, body: bytes = png()) -> None:
+    def __init__(self, body: bytes = png(), delay_s: float = 0.0) -> None:
         self.requests: list[str] = []
+        self.delay_s = delay_s
         self.statuses: dict[str, int] = {}
         upstream = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 upstream.requests.append(self.path)
+                time.sleep(upstream.delay_s)  # a slow tile server: requests for one tile overlap
                 status = upstream.statuses.get(self.path, 200)
                 self.send_response(status)
                 self.send_header("Content-Type", "image/png" if status == 200 else "text/plain")
@@ -201,7 +203,9 @@ def test_cached_tiles_and_their_folders_keep_only_the_day(tile_client, tmp_path)
     path = tmp_path / "tiles" / str(z) / str(x) / f"{y}.png"
     assert tile_client.get(url(z, x, y)).status_code == 200  # served from the cache: a read
 
-    for item in (path, path.parent, path.parent.parent, tmp_path / "tiles"):
+    locks = tmp_path / "tiles" / ".locks"  # taken for the fetch (not listed here: that would set its atime)
+    lock_files = [locks / str(number) for number in range(tilecache.FETCH_LOCKS)]
+    for item in (path, path.parent, path.parent.parent, tmp_path / "tiles", locks, *lock_files):
         info = item.stat()
         assert _coarse(info.st_mtime), item
         assert _coarse(info.st_atime), item  # the read did not set the access time
@@ -285,6 +289,42 @@ def test_tile_misses_are_limited_per_client_and_for_everyone(tile_config, upstre
     assert again.status_code == 200
     assert [r.status_code for r in others] == [200, 200, 429]  # everyone's 5 are spent
     assert len(upstream.requests) == 5
+
+
+@pytest.mark.parametrize(
+    ("zoom", "everyone"),
+    [(15, "TILE_OVERVIEW_RATE_LIMIT"), (17, "TILE_UPSTREAM_RATE_LIMIT")],
+    ids=["overview", "deep"],
+)
+def test_a_tile_asked_for_by_many_at_once_is_fetched_once_and_counted_once(tile_config, zoom, everyone):
+    server = Upstream(delay_s=0.5)
+    limits = {"TILE_MISS_RATE_LIMIT": "7 per minute", everyone: "7 per minute"}
+    app = create_app({**tile_config, "TILE_URL": server.url, "RATELIMIT_ENABLED": True, **limits})
+    z, x, y = tile_at(zoom, *BISHKEK)
+    start = threading.Barrier(6)
+    statuses: list[int] = []
+
+    def ask() -> None:
+        client = app.test_client()  # a browser of its own; the workers of a host behave alike
+        start.wait()
+        statuses.append(client.get(url(z, x, y)).status_code)
+
+    try:
+        askers = [threading.Thread(target=ask) for _ in range(6)]
+        for asker in askers:
+            asker.start()
+        for asker in askers:
+            asker.join()
+        fetched_once = list(server.requests)
+        server.delay_s = 0.0
+        others = [app.test_client().get(url(z, x + i, y)).status_code for i in (-3, -2, -1, 1, 2, 3, 4)]
+    finally:
+        server.close()
+        app.extensions["mapsvc.store"].dispose()
+
+    assert statuses == [200] * 6
+    assert fetched_once == [upstream_path(z, x, y)]
+    assert others == [200] * 6 + [429]  # the six waiting took none of the seven misses
 
 
 # --- tiles: a crawler cannot take the map away from peers ---------------------------------------

@@ -39,7 +39,14 @@ from shapely.geometry.base import BaseGeometry
 
 import mapsvc.core.boundary_files as bound
 import mapsvc.core.districts as districts_module
-from mapsvc.core.districts import MAX_DISTRICTS, MAX_FILE_BYTES, MAX_POINTS, DistrictFileError, read_districts
+from mapsvc.core.districts import (
+    MAX_DISTRICTS,
+    MAX_FILE_BYTES,
+    MAX_POINTS,
+    MAX_TEXT_BYTES,
+    DistrictFileError,
+    read_districts,
+)
 from mapsvc.core.roles import Role
 from mapsvc.store.advocacy import load_districts
 from tests.helpers import sign_in
@@ -593,20 +600,71 @@ def test_a_budget_allows_the_brackets_and_commas_of_its_points_and_not_one_more(
     assert refusal(padded(brackets, commas + 1)).startswith("the file is too detailed: it holds more than 1010 points")
 
 
+EMOJI = "\U0001f600".encode()
+
+
+def strings_of(total: int, each: int) -> bytes:
+    """Return a GeoJSON whose feature carries ``total`` bytes of strings of ``each`` bytes, an emoji in each."""
+    text = b'"' + b"a" * (each - 2 - len(EMOJI)) + EMOJI + b'"'
+    start = b'{"type":"FeatureCollection","features":[{"type":"Feature","properties":{"name":"a"},"geometry":null,"x":['
+    return start + b",".join([text] * (total // each)) + b"]}]}"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        strings_of(31 * 2**20, 31 * 2**20),
+        strings_of(31 * 2**20, 64 * 1024),
+        b'{"type":"Feature","properties":{"name":"a","' + b"k" * 9 * 2**20 + b'":1},"geometry":null}',
+        b'{"type":"Feature","properties":{"name":"a","x":"\\"' + b"a" * 9 * 2**20 + b'\\""},"geometry":null}',
+    ],
+    ids=["one string", "strings of 64 KB", "a key", "escaped quotes"],
+)
+def test_a_geojson_of_too_much_text_is_refused_before_it_is_parsed(monkeypatch, body):
+    monkeypatch.setattr(orjson, "loads", lambda *args, **kwargs: pytest.fail("the text was parsed"))
+
+    assert refusal(body) == (
+        "the file holds more than 8 MB of text in its names, fields and values"
+        " (drop fields that are not needed, such as long descriptions)"
+    )
+
+
+def test_districts_with_long_descriptions_are_read():
+    description = "Граница района по улицам " * 2000  # 90 KB of Cyrillic text
+    features = [feature(f"d{i}", square(i)) for i in range(20)]
+    for district in features:
+        district["properties"]["description"] = description  # type: ignore[index]
+
+    assert [d.name for d in read_districts(io.BytesIO(collection(features)))] == [f"d{i}" for i in range(20)]
+
+
+def test_the_strings_budget_allows_its_bytes_and_not_one_more(monkeypatch):
+    body = collection([feature("d1", square(0)), feature("d2", square(1))])
+    monkeypatch.setattr(districts_module, "MAX_TEXT_BYTES", string_bytes(body))
+
+    assert [d.name for d in read_districts(io.BytesIO(body))] == ["d1", "d2"]
+    monkeypatch.setattr(districts_module, "MAX_TEXT_BYTES", string_bytes(body) - 1)
+    assert refusal(body).startswith(f"the file holds more than {string_bytes(body) - 1} bytes of text")
+
+
+#: Measures in a new process: its peak resident memory (VmHWM) is reset once the body is read, so
+#: the peak is the reader's; ``ru_maxrss`` would not do, as Linux carries the parent's peak into a
+#: child through ``exec``.
 MEASURE = """
-import io, resource, sys
+import io, sys
 from mapsvc.core.districts import DistrictFileError, read_districts
+def kilobytes(field):
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith(field + ":"))
 body = sys.stdin.buffer.read()
-with open("/proc/self/statm") as statm:
-    held = int(statm.read().split()[1]) * resource.getpagesize()
+with open("/proc/self/clear_refs", "w") as clear:
+    clear.write("5")
+held = kilobytes("VmRSS")
 try:
     print(len(read_districts(io.BytesIO(body))), file=sys.stderr)
 except DistrictFileError as exc:
     print(exc, file=sys.stderr)
-# VmHWM, not ru_maxrss: the latter survives execve, so it would count the forking test process.
-with open("/proc/self/status") as status:
-    peak = next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmHWM:"))
-print((peak - held) / 2**20)
+print((kilobytes("VmHWM") - held) / 1024)
 """
 #: Most memory reading a district file may take, in MB, past what the process held with the file's bytes.
 PEAK_MB = 400
@@ -624,16 +682,23 @@ def worst_accepted_geojson() -> bytes:
     """Return the GeoJSON that takes most memory to parse within every limit.
 
     Empty objects cost the most for their text (some 90 bytes for 3), one-letter strings next (56
-    bytes for 4): as many as the brackets and the commas allow; the rest of the 32 MB is a string
-    with one character outside the Basic Multilingual Plane, which Python holds at 4 bytes a
-    character.
+    bytes for 4): as many as the brackets and the commas allow; then a string with one character
+    outside the Basic Multilingual Plane, which Python holds at 4 bytes a character, as long as
+    the strings' budget allows; the rest of the 32 MB is blanks.
     """
     start = b'{"type":"FeatureCollection","features":[{"type":"Feature","properties":{"name":"a"},"geometry":null,"x":['
     objects = MAX_POINTS + bound.FEATURE_BRACKETS * MAX_DISTRICTS - 5
     letters = 2 * MAX_POINTS + bound.FEATURE_COMMAS * MAX_DISTRICTS - 4 - objects
-    body = start + b"{}," * objects + b'"a",' * letters + b'"'
-    end = '\U0001f600"]}]}'.encode()
-    return body + b"a" * (MAX_FILE_BYTES - len(body) - len(end)) + end
+    body = start + b"{}," * objects + b'"a",' * letters
+    emoji, end = "\U0001f600".encode(), b"]}]}"
+    text = MAX_TEXT_BYTES - string_bytes(body) - len(emoji) - 2
+    body += b'"' + b"a" * text + emoji + b'"'
+    return body + b" " * (MAX_FILE_BYTES - len(body) - len(end)) + end
+
+
+def string_bytes(body: bytes) -> int:
+    """Return the bytes of the JSON strings in ``body``, quotes included (the reader's count)."""
+    return sum(len(literal) for literal in bound._STRING.findall(body))
 
 
 def detailed_city() -> bytes:
@@ -665,6 +730,7 @@ def test_the_worst_geojson_within_the_limits_is_parsed_within_the_memory_bound()
     peak, said = peak_reading(body)
 
     assert said == "feature 1 (a): the geometry is not a polygon"  # parsed: no limit refused it
+    assert string_bytes(body) == MAX_TEXT_BYTES
     assert peak < PEAK_MB
 
 
@@ -732,3 +798,99 @@ def test_the_command_line_refuses_each_attack(runner, app, tmp_path, accounts_db
     with app.extensions["mapsvc.store"].reader() as session:
         assert load_districts(session) == []
     assert asked == []
+
+
+# Coordinates no district can have (issue #12, second review): GEOS raised on NaN and infinities,
+# a 500 on the page and a traceback from the command line, and 1e308 degrees was a district.
+
+
+NAN, INF = float("nan"), float("inf")
+UTM = {"type": "name", "properties": {"name": "EPSG:32643"}}
+NOT_FINITE = "feature 2 (d2): a coordinate is not a finite number"
+OFF_THE_GLOBE = (
+    "feature 2 (d2): a point lies beyond longitude -180 to 180 or latitude -90 to 90 once reprojected to EPSG:4326"
+    " (is the file's coordinate reference system right?)"
+)
+
+
+def ring_wkb(*points: tuple[float, float]) -> bytes:
+    """Return the ISO WKB of a polygon of one ring, whatever its numbers (shapely writes no NaN)."""
+    return struct.pack("<BIII", 1, 3, 1, len(points)) + struct.pack(f"<{2 * len(points)}d", *sum(points, ()))
+
+
+def absurd_file(case: str, tmp_path: Path) -> bytes:
+    """Return a file of two districts, "d1" fine and "d2" with the coordinates ``case`` names."""
+    huge = {"type": "Polygon", "coordinates": [[[0, 0], [1e300, 0], [1e300, 1e300], [0, 0]]]}
+    if case == "geojson, 1e308 degrees":
+        polygon = {"type": "Polygon", "coordinates": [[[0, 0], [1e308, 0], [1e308, 1e308], [0, 0]]]}
+        return collection([feature("d1", square(0)), feature("d2", polygon)])
+    if case == "geojson, 1e300 metres in UTM":
+        return collection([feature("d1", square(0)), feature("d2", huge)], crs=UTM)
+    numbers = {"geopackage, NaN": (NAN, 0.0), "geopackage, infinity": (INF, 0.0)}.get(case, (1e300, 0.0))
+    blobs = [
+        geometry_blob(box(0, 0, 1, 1)),
+        geometry_blob(box(0, 0, 1, 1), wkb=ring_wkb((0, 0), numbers, (1, 1), (0, 0))),
+    ]
+    data = geopackage_of(tmp_path, blobs)
+    if case == "geopackage, 1e300 metres in UTM":
+        with sqlite3.connect(tmp_path / "blobs.gpkg") as connection:
+            connection.execute(
+                "INSERT INTO gpkg_spatial_ref_sys VALUES ('UTM 43N', 32643, 'EPSG', 32643, 'undefined', '')"
+            )
+            connection.execute("UPDATE gpkg_geometry_columns SET srs_id = 32643")
+            connection.execute("UPDATE gpkg_contents SET srs_id = 32643")
+        connection.close()
+        data = (tmp_path / "blobs.gpkg").read_bytes()
+    return data
+
+
+ABSURD = {
+    "geopackage, NaN": NOT_FINITE,
+    "geopackage, infinity": NOT_FINITE,
+    "geopackage, 1e300 metres in UTM": OFF_THE_GLOBE,  # reprojected to infinities
+    "geojson, 1e300 metres in UTM": OFF_THE_GLOBE,
+    "geojson, 1e308 degrees": OFF_THE_GLOBE,
+}
+
+
+@pytest.mark.parametrize("case", ABSURD)
+def test_a_coordinate_off_the_globe_is_refused_naming_the_feature(tmp_path, case):
+    assert refusal(absurd_file(case, tmp_path)) == ABSURD[case]
+
+
+@pytest.mark.parametrize("case", ABSURD)
+def test_the_upload_page_refuses_coordinates_off_the_globe_and_keeps_the_districts(advocate, app, tmp_path, case):
+    client, token = advocate
+    upload(client, token, "/advocacy/data/districts", geojson(), "good.geojson", name_field="rayon")
+
+    response = upload(client, token, "/advocacy/data/districts", absurd_file(case, tmp_path), "rayons.gpkg")
+
+    assert response.status_code == 422
+    assert ABSURD[case] in text(response)
+    assert districts(app) == ["Lenin", "Pervomay"]
+
+
+@pytest.mark.parametrize("case", ABSURD)
+def test_the_command_line_refuses_coordinates_off_the_globe(runner, app, tmp_path, case):
+    path = tmp_path / "rayons.gpkg"
+    path.write_bytes(absurd_file(case, tmp_path))
+
+    result = runner.invoke(args=["districts", "import", str(path)])
+
+    assert result.exit_code == 1
+    assert f"Error: {ABSURD[case]}" in result.output
+    with app.extensions["mapsvc.store"].reader() as session:
+        assert load_districts(session) == []
+
+
+def test_an_error_of_geos_repairing_a_polygon_names_the_feature(monkeypatch):
+    bowtie = {"type": "Polygon", "coordinates": [[[0, 0], [1, 1], [1, 0], [0, 1], [0, 0]]]}
+
+    def failing(geometry: BaseGeometry) -> BaseGeometry:
+        raise shapely.errors.GEOSException("TopologyException: side location conflict")
+
+    monkeypatch.setattr(shapely, "make_valid", failing)
+
+    assert refusal(collection([feature("d1", square(0)), feature("d2", bowtie)])) == (
+        "feature 2 (d2): the polygon is invalid and cannot be repaired"
+    )
