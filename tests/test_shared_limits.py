@@ -21,6 +21,8 @@ from tests.conftest import BISHKEK, NOW
 from tests.servers import keep_clear_of_the_hours_end, request, serving
 
 REDIS_URL = os.environ.get("MAPSVC_TEST_REDIS", "redis://127.0.0.1:6379/15")
+#: This test process's keys in the shared Redis: apart from every other worker's and run's on the machine.
+TAG = f"mapsvc-test-p{os.getpid()}q"
 SECRET = "tests-shared-limit-key-secret-0123456789"
 
 #: Any Unix time of this century in seconds (or finer) is at least this; a window's number is far below.
@@ -28,10 +30,10 @@ UNIX_TIME = 10**9
 
 
 @pytest.fixture
-def workers(app_config, worker_id):
+def workers(app_config):
     """Return two apps (two workers) on one store whose limits live in one fresh Redis database."""
     server = redis.Redis.from_url(REDIS_URL)
-    prefix = f"mapsvc-test-{worker_id}"
+    prefix = TAG
     _forget(server, prefix)
     config = {
         **app_config,
@@ -84,13 +86,13 @@ def test_another_address_has_its_own_count(workers):
     assert other.status_code == 201
 
 
-def test_redis_holds_no_address(workers, worker_id):
+def test_redis_holds_no_address(workers):
     client = workers[0].test_client()
     for _ in range(5):
         _report(client)
 
     server = redis.Redis.from_url(REDIS_URL)
-    ours = list(server.scan_iter(f"*mapsvc-test-{worker_id}*"))
+    ours = list(server.scan_iter(f"*{TAG}*"))
     everything = list(server.scan_iter("*"))
     stored = b" ".join([*everything, *(server.dump(k) or b"" for k in everything)])
     server.close()
@@ -98,20 +100,20 @@ def test_redis_holds_no_address(workers, worker_id):
     assert b"198.51.100.7" not in stored
 
 
-def _ours(server: redis.Redis, worker_id: str) -> dict[str, tuple[bytes, bytes | None, int]]:
+def _ours(server: redis.Redis) -> dict[str, tuple[bytes, bytes | None, int]]:
     """Return this test worker's keys with their type, value and time to live."""
-    keys = server.scan_iter(f"*mapsvc-test-{worker_id}*")
+    keys = server.scan_iter(f"*{TAG}*")
     return {k.decode(): (server.type(k), server.get(k), server.ttl(k)) for k in keys}
 
 
-def test_redis_holds_one_number_per_source_and_clock_window(workers, worker_id):
+def test_redis_holds_one_number_per_source_and_clock_window(workers):
     client = workers[0].test_client()
     for _ in range(6):
         _report(client)
     now = windows.time.time()  # the windows' clock (tests pin it; see conftest)
 
     server = redis.Redis.from_url(REDIS_URL)
-    ours = _ours(server, worker_id)
+    ours = _ours(server)
     server.close()
 
     # Intake per minute and per hour, the burst hold per hour: a counter each, no list or sorted set.
@@ -125,7 +127,7 @@ def test_redis_holds_one_number_per_source_and_clock_window(workers, worker_id):
         assert all(not part.isdigit() or int(part) < UNIX_TIME for part in key.split("/"))
 
 
-def test_redis_holds_no_salt_or_secret(workers, worker_id):
+def test_redis_holds_no_salt_or_secret(workers):
     for app in workers:
         _report(app.test_client())
     day = NOW.strftime("%Y-%m-%d")  # the salt's day (tests pin it; see conftest)
@@ -134,7 +136,7 @@ def test_redis_holds_no_salt_or_secret(workers, worker_id):
     server = redis.Redis.from_url(REDIS_URL)
     everything = list(server.scan_iter("*"))
     stored = b" ".join([*everything, *(server.dump(k) or b"" for k in everything)])
-    ours = _ours(server, worker_id)
+    ours = _ours(server)
     server.close()
 
     assert ours  # the counts are there
@@ -143,14 +145,14 @@ def test_redis_holds_no_salt_or_secret(workers, worker_id):
 
 
 @pytest.mark.engines("sqlite")
-def test_the_workers_of_one_server_share_the_secret_made_before_they_fork(migrated_template, tmp_path, worker_id):
+def test_the_workers_of_one_server_share_the_secret_made_before_they_fork(migrated_template, tmp_path):
     """``mapsvc serve`` makes the app, and so the secret, before gunicorn forks: one count for all."""
     url = migrated_template.fresh(tmp_path)
     body = {"category": "checkpoint", "lat": BISHKEK[0], "lon": BISHKEK[1], "fuzzed_on_device": True}
     limits = {"RATELIMIT_ENABLED": "true", "INTAKE_RATE_LIMIT": "3 per hour", "BURST_HOLD": '""'}
     accepted = {}
     for storage in ("memory://", REDIS_URL):
-        prefix = f"mapsvc-test-{worker_id}-served"
+        prefix = f"{TAG}-served"
         with serving(
             url,
             tmp_path / "server.log",
