@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import math
 import time
 
 import pytest
 from limits import parse
+from limits.storage import storage_from_string
 
 from mapsvc import create_app
+from mapsvc.web import windows
 from mapsvc.web.limits import UNPARSEABLE, AddressKeys, key_secret, source_of
-from mapsvc.web.windows import window_of
-from tests.conftest import BISHKEK
+from mapsvc.web.windows import ClockWindowRateLimiter, window_of
+from tests.conftest import BISHKEK, NOW
+from tests.test_shared_limits import REDIS_URL
 
 PROXY = "127.0.0.1"
 
@@ -175,3 +179,50 @@ def test_text_that_is_no_address_shares_one_count_and_is_logged_without_its_text
     assert len(warnings) == len(texts) and all("no IP address" in w for w in warnings)
     assert not any(text and text in w for text in texts for w in warnings)
     assert source_of("unknown") == source_of("") == UNPARSEABLE
+
+
+# --- second review of #12: an attempt is given back to the window it was counted in, never below 0 --------
+
+QUARTER = parse("5 per 15 minutes")
+#: The end of the quarter hour that the tests' pinned clock (conftest) lies in.
+BOUNDARY = math.ceil(NOW.timestamp() / 900) * 900
+
+
+def test_a_give_back_after_the_windows_end_uncounts_the_window_it_was_counted_in(monkeypatch):
+    limiter = ClockWindowRateLimiter(storage_from_string("memory://"))
+    monkeypatch.setattr(windows.time, "now", BOUNDARY - 0.05)
+    _within, counted_in = limiter.hit_window(QUARTER, "k")  # 50 ms before the quarter hour ends
+    monkeypatch.setattr(windows.time, "now", BOUNDARY + 0.05)  # argon2 took 100 ms
+    full = [limiter.hit(QUARTER, "k") for _ in range(QUARTER.amount)]
+
+    limiter.give_back(counted_in)
+
+    assert full == [True] * QUARTER.amount
+    assert limiter.storage.get(counted_in) == 0
+    assert not limiter.test(QUARTER, "k")  # the new window stays full: no guess more in it
+
+
+@pytest.fixture(params=["memory://", REDIS_URL], ids=["memory", "redis"])
+def limiter(request, worker_id):
+    """Return a clock-window limiter on process memory, or on the tests' Redis (keys of this test worker)."""
+    limiter = ClockWindowRateLimiter(storage_from_string(request.param))
+    yield limiter, f"give-back-{worker_id}"
+    limiter.storage.clear(limiter._key(QUARTER, (f"give-back-{worker_id}",))[0])
+
+
+def test_a_give_back_racing_a_forget_never_takes_a_count_below_zero(limiter, monkeypatch):
+    limiter, key = limiter
+    _within, window = limiter.hit_window(QUARTER, key)
+    read = limiter.storage.get
+
+    def forgotten_after_reading(name: str) -> int:
+        count = read(name)
+        limiter.storage.clear(name)  # a right password forgets the count just after it was read
+        return count
+
+    monkeypatch.setattr(limiter.storage, "get", forgotten_after_reading)
+    limiter.give_back(window)
+    monkeypatch.setattr(limiter.storage, "get", read)
+
+    assert read(window) == 0
+    assert [limiter.hit(QUARTER, key) for _ in range(QUARTER.amount + 1)] == [True] * QUARTER.amount + [False]

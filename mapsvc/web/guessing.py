@@ -28,6 +28,7 @@ answers and their timing tell nothing of which names exist, nor whether a budget
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from flask import Flask, current_app
@@ -44,28 +45,28 @@ from mapsvc.web.windows import ClockWindowRateLimiter
 class Budget:
     """Wrong passwords allowed per key in clock windows (one setting such as ``LOGIN_FAILURE_LIMIT``)."""
 
-    def __init__(self, name: str, limit: str, limiter: ClockWindowRateLimiter, prefix: str = "") -> None:
-        self.items: list[RateLimitItem] = parse_many(limit)
+    def __init__(
+        self, name: str, items: list[RateLimitItem], limiter: ClockWindowRateLimiter, prefix: str = ""
+    ) -> None:
+        self.items = items
         self.limiter = limiter
         self.scope = (prefix, name) if prefix else (name,)
 
-    def take(self, key: str) -> bool:
-        """Count an attempt of ``key`` in every window; if one is full, count it in none and return False."""
-        counted: list[RateLimitItem] = []
+    def take(self, key: str) -> tuple[str, ...] | None:
+        """Count an attempt of ``key`` in every window; return their keys, or None (counted in none) if one is full."""
+        windows: list[str] = []
         for item in self.items:
-            counted.append(item)
-            if not self.limiter.hit(item, *self.scope, key):
-                self._give_back(key, counted)
-                return False
-        return True
+            within, window = self.limiter.hit_window(item, *self.scope, key)
+            windows.append(window)
+            if not within:
+                self.give_back(windows)
+                return None
+        return tuple(windows)
 
-    def _give_back(self, key: str, items: list[RateLimitItem]) -> None:
-        for item in items:
-            self.limiter.give_back(item, *self.scope, key)
-
-    def give_back(self, key: str) -> None:
-        """Uncount one attempt of ``key`` in every window (it was not a wrong password)."""
-        self._give_back(key, self.items)
+    def give_back(self, windows: Iterable[str]) -> None:
+        """Uncount one attempt in each of ``windows``, the ones :meth:`take` counted it in."""
+        for window in windows:
+            self.limiter.give_back(window)
 
     def forget(self, key: str) -> None:
         """Forget every count of ``key`` (the owner's own typing errors, after a right password)."""
@@ -75,10 +76,11 @@ class Budget:
 
 @dataclass(frozen=True)
 class Count:
-    """Where an attempt is counted: a budget, a key, and whether a right password forgets the key's count."""
+    """Where an attempt was counted: a budget, a key and its windows, and whether a right password forgets the key."""
 
     budget: Budget
     key: str
+    windows: tuple[str, ...]
     forget_when_right: bool = False
 
 
@@ -90,9 +92,10 @@ class Attempt:
     counted: list[Count] = field(default_factory=list)
 
 
-def _budget(config: dict, setting: str, name: str, limiter: ClockWindowRateLimiter) -> Budget | None:  # type: ignore[type-arg]
+def _items(config: dict, setting: str) -> list[RateLimitItem] | None:  # type: ignore[type-arg]
+    """Return the windows of a setting, or None where it is "" (off)."""
     limit = config.get(setting)
-    return Budget(name, str(limit), limiter, config.get("RATELIMIT_KEY_PREFIX") or "") if limit else None
+    return parse_many(str(limit)) if limit else None
 
 
 class PasswordGuesses:
@@ -100,24 +103,35 @@ class PasswordGuesses:
 
     def __init__(self, config: dict) -> None:  # type: ignore[type-arg]
         self.limiter = ClockWindowRateLimiter(storage_from_string(config.get("RATELIMIT_STORAGE_URI", "memory://")))
-        self.per_source = _budget(config, "LOGIN_FAILURE_LIMIT", "password", self.limiter)
-        self.per_device = _budget(config, "LOGIN_FAILURE_LIMIT", "password-device", self.limiter)
-        self.per_account = _budget(config, "LOGIN_ACCOUNT_FAILURE_LIMIT", "password-account", self.limiter)
-        self.per_confirm = _budget(config, "CONFIRM_FAILURE_LIMIT", "password-confirm", self.limiter)
+        prefix = config.get("RATELIMIT_KEY_PREFIX") or ""
+
+        def budget(name: str, items: list[RateLimitItem] | None) -> Budget | None:
+            return Budget(name, items, self.limiter, prefix) if items else None
+
+        self.per_source = budget("password", _items(config, "LOGIN_FAILURE_LIMIT"))
+        self.per_device = budget("password-device", _items(config, "LOGIN_FAILURE_LIMIT"))
+        self.per_account = budget("password-account", _items(config, "LOGIN_ACCOUNT_FAILURE_LIMIT"))
+        self.per_confirm = budget("password-confirm", _items(config, "CONFIRM_FAILURE_LIMIT"))
 
     def take(self, attempt: Attempt, budget: Budget | None, key: str, forget_when_right: bool = False) -> bool:
         """Count ``attempt`` under ``key`` in ``budget`` too; return whether it had room (one that is off has)."""
         if budget is None:
             return True
-        if budget.take(key):
-            attempt.counted.append(Count(budget, key, forget_when_right))
-            return True
-        return False
+        windows = budget.take(key)
+        if windows is None:
+            return False
+        attempt.counted.append(Count(budget, key, windows, forget_when_right))
+        return True
+
+    @staticmethod
+    def give_back(counts: list[Count]) -> None:
+        """Uncount an attempt from each of ``counts``, in the windows it was counted in."""
+        for count in counts:
+            count.budget.give_back(count.windows)
 
     def refuse(self, attempt: Attempt) -> Attempt:
         """Take back everything ``attempt`` was counted in, and refuse it."""
-        for count in attempt.counted:
-            count.budget.give_back(count.key)
+        self.give_back(attempt.counted)
         return Attempt(False)
 
 
@@ -170,4 +184,4 @@ def end_attempt(attempt: Attempt, right: bool) -> None:
         if count.forget_when_right:
             count.budget.forget(count.key)
         else:
-            count.budget.give_back(count.key)
+            count.budget.give_back(count.windows)
