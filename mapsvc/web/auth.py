@@ -18,6 +18,7 @@ from mapsvc.store.accounts import (
     accept_invitation,
     authenticate,
     change_password,
+    find_account,
     get_account,
     needs_second_factor,
     parse_role,
@@ -87,11 +88,12 @@ def login_submit() -> Page | Response:
         error = InvalidInput(_("username and password are required"), "username")
         return render_template("auth/login.html", next=target, error=error), error.status
     now, policy = settings().now(), account_policy()
-    attempt = begin_sign_in(username)
     with get_store().writing() as session:
         if g.get("login_token"):
             close_session(session, g.login_token)
-        account = authenticate(session, username, password, policy, throttled=not attempt.allowed)
+        named = find_account(session, username)  # looked up for a name with no account as for any other
+        attempt = begin_sign_in(username, named)
+        account = authenticate(named, password, policy, throttled=not attempt.allowed)
         pending = account is not None and needs_second_factor(account, policy)
         fresh = None if pending else fresh_until(now)
         token = open_session(session, account, now, session_lifetime(pending), fresh_until=fresh) if account else None
@@ -107,7 +109,7 @@ def login_submit() -> Page | Response:
         )
         return render_template("auth/login.html", next=target, error=error), error.status
     destination = url_for("auth.second_factor", next=target) if pending else safe_next(target)
-    return remember_device(_signed_in(token, pending, destination), account.username)
+    return remember_device(_signed_in(token, pending, destination), account)
 
 
 def _pending_account() -> Any:
@@ -211,7 +213,7 @@ def invite_submit() -> Page | Response:
             record_action(session, account.username, "account_created", now, detail=f"role {account.role}")
     except InvalidInput as error:
         return render_template("auth/invite.html", code=form.get("code", ""), values=values, error=error), error.status
-    return remember_device(redirect(url_for("auth.login", welcome=1), 303), account.username)
+    return remember_device(redirect(url_for("auth.login", welcome=1), 303), account)
 
 
 def _account_page(error: MapsvcError | None = None) -> Page:

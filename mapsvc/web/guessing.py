@@ -8,10 +8,13 @@ without the password being checked until the window ends:
 - per source (the address, or its IPv6 /64) and username, ``LOGIN_FAILURE_LIMIT``, for every
   sign-in attempt;
 - per username, over every source, ``LOGIN_ACCOUNT_FAILURE_LIMIT``, for browsers without a
-  device cookie for that name (:mod:`mapsvc.web.devices`): guesses spread over many addresses
-  share it, while the owner, in a browser she signed in from before, is never held by it;
-- per device-cookie entry, ``LOGIN_FAILURE_LIMIT`` again: a stolen cookie (a seized phone) is
-  trusted for that many wrong passwords over every address, then counts as no cookie;
+  valid device cookie for that name (:mod:`mapsvc.web.devices`): guesses spread over many
+  addresses share it, while the owner, in a browser she signed in from before, is not held by it;
+- per device-cookie entry, ``LOGIN_FAILURE_LIMIT`` again, and per username over all its
+  entries together, ``LOGIN_KNOWN_DEVICE_FAILURE_LIMIT`` (unset: three times the name's own
+  budget): a stolen cookie (a seized phone), or a stock of entries made with a phished password,
+  is trusted for that many wrong passwords over every address, then counts as no cookie. Where
+  either is off (""), a cookie counts as none: its holder is never unlimited;
 - per account, ``CONFIRM_FAILURE_LIMIT``, for ``/account/confirm``, where the session names
   the account: whoever holds a signed-in phone gets few guesses; the owner can sign in again.
 
@@ -37,9 +40,13 @@ from limits.storage import storage_from_string
 
 from mapsvc.errors import InvalidInput
 from mapsvc.store.accounts import normal_username
+from mapsvc.store.models import Account
 from mapsvc.web import devices
 from mapsvc.web.limits import client_key, shared_key
 from mapsvc.web.windows import ClockWindowRateLimiter
+
+#: ``LOGIN_KNOWN_DEVICE_FAILURE_LIMIT``, unset, is ``LOGIN_ACCOUNT_FAILURE_LIMIT`` this many times.
+KNOWN_DEVICES_TIMES = 3
 
 
 class Budget:
@@ -98,6 +105,15 @@ def _items(config: dict, setting: str) -> list[RateLimitItem] | None:  # type: i
     return parse_many(str(limit)) if limit else None
 
 
+def _known_devices_items(config: dict) -> list[RateLimitItem] | None:  # type: ignore[type-arg]
+    """Return ``LOGIN_KNOWN_DEVICE_FAILURE_LIMIT``'s windows; unset, ``LOGIN_ACCOUNT_FAILURE_LIMIT``'s times three."""
+    if config.get("LOGIN_KNOWN_DEVICE_FAILURE_LIMIT") is not None:
+        return _items(config, "LOGIN_KNOWN_DEVICE_FAILURE_LIMIT")
+    per_account = _items(config, "LOGIN_ACCOUNT_FAILURE_LIMIT") or []
+    tripled = [type(item)(item.amount * KNOWN_DEVICES_TIMES, item.multiples, item.namespace) for item in per_account]
+    return tripled or None
+
+
 class PasswordGuesses:
     """The budgets of wrong passwords, in the rate limiter's store (None where a setting is "")."""
 
@@ -110,6 +126,7 @@ class PasswordGuesses:
 
         self.per_source = budget("password", _items(config, "LOGIN_FAILURE_LIMIT"))
         self.per_device = budget("password-device", _items(config, "LOGIN_FAILURE_LIMIT"))
+        self.per_known_devices = budget("password-known-devices", _known_devices_items(config))
         self.per_account = budget("password-account", _items(config, "LOGIN_ACCOUNT_FAILURE_LIMIT"))
         self.per_confirm = budget("password-confirm", _items(config, "CONFIRM_FAILURE_LIMIT"))
 
@@ -121,6 +138,18 @@ class PasswordGuesses:
         if windows is None:
             return False
         attempt.counted.append(Count(budget, key, windows, forget_when_right))
+        return True
+
+    def take_all(self, attempt: Attempt, counts: list[tuple[Budget | None, str, bool]]) -> bool:
+        """Count ``attempt`` in all ``counts`` (budget, key, forget), or in none: False if one is off or full."""
+        if any(budget is None for budget, _key, _forget in counts):
+            return False
+        before = len(attempt.counted)
+        for budget, key, forget_when_right in counts:
+            if not self.take(attempt, budget, key, forget_when_right):
+                self.give_back(attempt.counted[before:])
+                del attempt.counted[before:]
+                return False
         return True
 
     @staticmethod
@@ -154,15 +183,22 @@ def _guesses() -> PasswordGuesses:
     return guesses
 
 
-def begin_sign_in(username: str) -> Attempt:
-    """Count a sign-in attempt for ``username`` from this source and browser; ``allowed`` says whether to check it."""
+def begin_sign_in(username: str, account: Account | None) -> Attempt:
+    """Count a sign-in attempt for ``username`` from this source and browser; ``allowed`` says whether to check it.
+
+    ``account`` is the account of that name (None if there is none): a device cookie's entry is
+    checked against it, so that a new password voids every entry made before.
+    """
     guesses, name, attempt = _guesses(), stored_name(username), Attempt(True)
     if not guesses.take(attempt, guesses.per_source, client_key(f"password:{name}"), forget_when_right=True):
         return guesses.refuse(attempt)
-    device = devices.known_device(name)
-    if device is not None and guesses.take(attempt, guesses.per_device, shared_key(f"device:{device}"), True):
+    device = devices.known_device(name, account)
+    own = (guesses.per_device, shared_key(f"device:{device}"), True)
+    every = (guesses.per_known_devices, shared_key(f"known-devices:{name}"), False)
+    if device is not None and guesses.take_all(attempt, [own, every]):
         return attempt
-    # No cookie for this name, or its entry has used up its own budget: the name's shared one.
+    # No cookie for this name, or its entry, or the name's cookies together, have used up their
+    # budgets (or those are off): the name's shared budget.
     if not guesses.take(attempt, guesses.per_account, shared_key(f"account:{name}")):
         return guesses.refuse(attempt)
     return attempt
