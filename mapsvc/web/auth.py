@@ -36,7 +36,7 @@ from mapsvc.store.logins import (
     revoke_token,
 )
 from mapsvc.store.totp import check_totp, disable_totp, enable_totp, new_totp_secret, totp_uri
-from mapsvc.web.devices import remember_device
+from mapsvc.web.devices import forget_device, remember_device
 from mapsvc.web.guessing import begin_sign_in, end_attempt
 from mapsvc.web.identity import current_identity
 from mapsvc.web.reauth import code_error, fresh_sign_in, fresh_until
@@ -166,11 +166,19 @@ def second_factor_submit() -> Page | Response:
 
 @bp.post("/logout")
 def logout() -> Response:
-    """End this browser's session."""
+    """End this browser's session; with "Forget this browser", delete its device cookie too."""
     if g.get("login_token"):
         with get_store().writing() as session:
             close_session(session, g.login_token)
-    return clear_login_cookie(redirect(url_for("pages.index"), 303))
+    response = clear_login_cookie(redirect(url_for("pages.index"), 303))
+    return forget_device(response) if request.form.get("forget_browser") else response
+
+
+@bp.post("/login/forget")
+def forget_browser() -> Response:
+    """Delete this browser's device cookie (the quick exit's beacon: script cannot reach an HttpOnly cookie)."""
+    require_same_origin()
+    return forget_device(Response(status=204))
 
 
 @bp.post("/account/logout-everywhere")

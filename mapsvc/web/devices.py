@@ -15,8 +15,8 @@ no account is checked against a decoy binding in the same way. A seized phone's 
 account and cannot be linked to one without the key. The key is ``DEVICE_COOKIE_SECRET`` (only
 for hosts that share one Redis), else made at random when the app is created, so that a restart
 forgets every entry. The cookie holds at most :data:`MAX_ENTRIES` entries (several people
-signing in on one office phone), is HttpOnly, SameSite=Strict, Secure as the session cookie
-is, and is sent only to ``/login``.
+signing in on one office phone), has a name that says nothing of the service, is HttpOnly,
+SameSite=Strict, Secure as the session cookie is, and is sent only to ``/login``.
 """
 
 from __future__ import annotations
@@ -35,8 +35,9 @@ from mapsvc.settings import settings
 from mapsvc.store.models import Account
 from mapsvc.web.limits import key_secret
 
-SECURE_COOKIE = "__Secure-mapsvc-device"
-PLAIN_COOKIE = "mapsvc_device"
+#: The cookie's names, Secure or not: nothing in them says what service, device or account it is for.
+SECURE_COOKIE = "__Secure-pref"
+PLAIN_COOKIE = "pref"
 #: The path the cookie is sent to: the sign-in form and its two-factor step, nothing else.
 COOKIE_PATH = "/login"
 #: Entries kept per browser, the newest first.
@@ -144,6 +145,13 @@ def remember_device(response: Response, account: Account) -> Response:
     value = ".".join([keys.entry(account.username, binding, today), *others][:MAX_ENTRIES])
     end = datetime.combine(_EPOCH + timedelta(days=today + keys.days + 1), datetime.min.time(), UTC)
     return _set(response, value, int((end - now).total_seconds()))
+
+
+def forget_device(response: Response) -> Response:
+    """Delete this browser's device cookie (every account's entry in it)."""
+    secure = bool(current_app.config["SESSION_COOKIE_SECURE"])
+    response.delete_cookie(cookie_name(), path=COOKIE_PATH, secure=secure, httponly=True, samesite="Strict")
+    return response
 
 
 def cookie_days(config: dict) -> int:  # type: ignore[type-arg]

@@ -984,6 +984,44 @@ def test_with_no_budget_per_entry_a_cookie_holder_gets_the_names_budget_not_unli
     assert len(checked) == _first_window(app, "LOGIN_ACCOUNT_FAILURE_LIMIT")
 
 
+# --- second review of #12: a seized phone's device cookie ---------------------------------------------
+
+
+def test_the_device_cookies_name_says_nothing_of_the_service(app):
+    make_account(app, "peer", "river")
+    names = [c.key for c in _known_browser(app)._cookies.values() if c.path == "/login"]
+
+    assert names == [DEVICE_COOKIE] and DEVICE_COOKIE.startswith("__Secure-")
+    assert not re.search("mapsvc|device|staff|login|account", DEVICE_COOKIE, re.IGNORECASE)
+
+
+@pytest.mark.parametrize(("forget", "kept"), [({"forget_browser": "1"}, False), ({}, True)])
+def test_signing_out_with_forget_this_browser_deletes_the_device_cookie(app, forget, kept):
+    make_account(app, "peer", "river")
+    browser = app.test_client()
+    _login(browser, "river", environ_base=OWNER)
+    page = browser.get("/account").get_data(as_text=True)
+
+    browser.post("/logout", data={"csrf_token": page_csrf_token(browser), **forget})
+
+    assert 'name="forget_browser"' in page and "Forget this browser" in page
+    assert browser.get("/api/me").get_json()["role"] == "anonymous"
+    assert (browser.get_cookie(DEVICE_COOKIE, path="/login") is not None) is kept
+
+
+@pytest.mark.parametrize(
+    ("headers", "status", "kept"), [({}, 204, False), ({"Sec-Fetch-Site": "cross-site"}, 403, True)]
+)
+def test_the_quick_exits_beacon_deletes_the_device_cookie_from_this_site_only(app, headers, status, kept):
+    make_account(app, "peer", "river")
+    browser = _known_browser(app)
+
+    response = browser.post("/login/forget", headers=headers)
+
+    assert response.status_code == status
+    assert (browser.get_cookie(DEVICE_COOKIE, path="/login") is not None) is kept
+
+
 # --- second review of #12: a bad DEVICE_COOKIE_DAYS stops the start (it made every right password a 500) ---
 
 
