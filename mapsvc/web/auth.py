@@ -167,11 +167,14 @@ def second_factor_submit() -> Page | Response:
 @bp.post("/logout")
 def logout() -> Response:
     """End this browser's session; with "Forget this browser", delete its device cookie too."""
+    forget = bool(request.form.get("forget_browser"))
+    if forget:
+        require_same_origin()  # another site's form would make the owner's browser a stranger
     if g.get("login_token"):
         with get_store().writing() as session:
             close_session(session, g.login_token)
     response = clear_login_cookie(redirect(url_for("pages.index"), 303))
-    return forget_device(response) if request.form.get("forget_browser") else response
+    return forget_device(response) if forget else response
 
 
 @bp.post("/login/forget")

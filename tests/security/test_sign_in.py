@@ -1009,6 +1009,17 @@ def test_signing_out_with_forget_this_browser_deletes_the_device_cookie(app, for
     assert (browser.get_cookie(DEVICE_COOKIE, path="/login") is not None) is kept
 
 
+def test_another_sites_form_cannot_make_the_browser_forget_itself(app):
+    """Signed out, no CSRF token guards /logout: a cross-site post with the box ticked is refused."""
+    make_account(app, "peer", "river")
+    browser = _known_browser(app)
+
+    response = browser.post("/logout", data={"forget_browser": "1"}, headers={"Origin": "https://evil.example"})
+
+    assert response.status_code == 403
+    assert browser.get_cookie(DEVICE_COOKIE, path="/login") is not None
+
+
 @pytest.mark.parametrize(
     ("headers", "status", "kept"), [({}, 204, False), ({"Sec-Fetch-Site": "cross-site"}, 403, True)]
 )
