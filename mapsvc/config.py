@@ -98,12 +98,18 @@ DEFAULTS: dict[str, Any] = {
     # it (set there by an earlier right password): guesses spread over many addresses share it,
     # and the owner, in a browser she signed in from before, is never held by it. "" turns it off.
     "LOGIN_ACCOUNT_FAILURE_LIMIT": "10 per hour;50 per day",
+    # Wrong passwords per username from browsers with a device cookie for it, all together (each
+    # entry has LOGIN_FAILURE_LIMIT of its own): however many entries someone holds, they add
+    # this many. None: three times LOGIN_ACCOUNT_FAILURE_LIMIT. "" turns it off, and then device
+    # cookies count for nothing.
+    "LOGIN_KNOWN_DEVICE_FAILURE_LIMIT": None,
     # Wrong passwords on /account/confirm per account (the session names it): a signed-in phone
     # in other hands gets few guesses; the owner can sign out and in again.
     "CONFIRM_FAILURE_LIMIT": "3 per hour;6 per day",
-    # Device cookies: how long a browser is remembered after a right password, and the key their
-    # entries are made with (at least 32 characters; the same on hosts sharing one Redis). Never
-    # a default: unset, a key is made at random at start-up, and a restart forgets every browser.
+    # Device cookies: how many days (1 to 400) a browser is remembered after a right password, and
+    # the key their entries are made with (at least 32 characters), to be set only where several
+    # hosts share one Redis. Never a default: unset, a key is made at random at start-up, and a
+    # restart forgets every browser.
     "DEVICE_COOKIE_DAYS": 90,
     "DEVICE_COOKIE_SECRET": None,
     # Two-factor codes have a count of their own: past TOTP_MAX_FAILURES wrong codes in a row, each

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import math
 import time
 
 import pytest
 from limits import parse
+from limits.storage import storage_from_string
 
 from mapsvc import create_app
-from mapsvc.web.limits import AddressKeys, key_secret
-from mapsvc.web.windows import window_of
-from tests.conftest import BISHKEK
+from mapsvc.web import windows
+from mapsvc.web.limits import UNPARSEABLE, AddressKeys, key_secret, source_of
+from mapsvc.web.windows import ClockWindowRateLimiter, window_of
+from tests.conftest import BISHKEK, NOW
+from tests.test_shared_limits import REDIS_URL
 
 PROXY = "127.0.0.1"
 
@@ -130,3 +134,95 @@ def test_a_refusal_says_when_the_window_ends(client, monkeypatch):
 
     assert refused.status_code == 429
     assert refused.headers["Retry-After"] == "15"
+
+
+# --- second review of #12: what an address counts as, at the edges -----------------------------------
+
+
+@pytest.mark.parametrize(
+    ("addresses", "other"),
+    [
+        # A port or brackets that a proxy wrote beside the address.
+        (["198.51.100.7:5678", "198.51.100.7", "198.51.100.7:443"], "198.51.100.8:5678"),
+        (["[2001:db8:7:1::1]:443", "2001:db8:7:1::2", "[2001:db8:7:1::3]"], "[2001:db8:7:2::1]:443"),
+        # NAT64, IPv4-translated and IPv4-compatible addresses carry their IPv4 address in the last 32 bits.
+        (["64:ff9b::198.51.100.7", "::ffff:0:198.51.100.7", "::198.51.100.7"], "64:ff9b::198.51.100.8"),
+        # 6to4: each IPv4 address has a /48, 65,536 /64s, and replies reach it alone.
+        (["2002:c633:6407::1", "2002:c633:6407:1::1", "2002:c633:6407:ffff::1"], "2002:c633:6408::1"),
+        # Teredo: the client's IPv4 address (bits 96-127, inverted) counts; the server's (bits 32-63) is
+        # whatever the sender writes there, and 2^32 of them would each have been a /64 of their own.
+        (
+            [
+                "2001:0:4136:e378:8000:63bf:3fff:fdd2",
+                "2001:0:102:304:8000:63bf:3fff:fdd2",
+                "2001:0:4136:e378::3fff:fdd2",
+            ],
+            "2001:0:4136:e378:8000:63bf:3fff:fdd3",
+        ),
+    ],
+)
+def test_an_address_counts_as_the_ipv4_address_or_block_it_stands_for(client, addresses, other):
+    statuses = [_report(client, remote=address) for address in addresses]
+
+    assert statuses == [201, 201, 429]
+    assert _report(client, remote=other) == 201
+
+
+def test_text_that_is_no_address_shares_one_count_and_is_logged_without_its_text(client, caplog):
+    texts = ["unknown", "not-an-address-1", "", "198.51.100.7:80:80"]
+
+    statuses = [_report(client, remote=text) for text in texts]
+
+    assert statuses == [201, 201, 429, 429]
+    assert _report(client, remote="198.51.100.7") == 201
+    warnings = [r.getMessage() for r in caplog.records if r.name == "mapsvc.web.limits"]
+    assert len(warnings) == len(texts) and all("no IP address" in w for w in warnings)
+    assert not any(text and text in w for text in texts for w in warnings)
+    assert source_of("unknown") == source_of("") == UNPARSEABLE
+
+
+# --- second review of #12: an attempt is given back to the window it was counted in, never below 0 --------
+
+QUARTER = parse("5 per 15 minutes")
+#: The end of the quarter hour that the tests' pinned clock (conftest) lies in.
+BOUNDARY = math.ceil(NOW.timestamp() / 900) * 900
+
+
+def test_a_give_back_after_the_windows_end_uncounts_the_window_it_was_counted_in(monkeypatch):
+    limiter = ClockWindowRateLimiter(storage_from_string("memory://"))
+    monkeypatch.setattr(windows.time, "now", BOUNDARY - 0.05)
+    _within, counted_in = limiter.hit_window(QUARTER, "k")  # 50 ms before the quarter hour ends
+    monkeypatch.setattr(windows.time, "now", BOUNDARY + 0.05)  # argon2 took 100 ms
+    full = [limiter.hit(QUARTER, "k") for _ in range(QUARTER.amount)]
+
+    limiter.give_back(counted_in)
+
+    assert full == [True] * QUARTER.amount
+    assert limiter.storage.get(counted_in) == 0
+    assert not limiter.test(QUARTER, "k")  # the new window stays full: no guess more in it
+
+
+@pytest.fixture(params=["memory://", REDIS_URL], ids=["memory", "redis"])
+def limiter(request, worker_id):
+    """Return a clock-window limiter on process memory, or on the tests' Redis (keys of this test worker)."""
+    limiter = ClockWindowRateLimiter(storage_from_string(request.param))
+    yield limiter, f"give-back-{worker_id}"
+    limiter.storage.clear(limiter._key(QUARTER, (f"give-back-{worker_id}",))[0])
+
+
+def test_a_give_back_racing_a_forget_never_takes_a_count_below_zero(limiter, monkeypatch):
+    limiter, key = limiter
+    _within, window = limiter.hit_window(QUARTER, key)
+    read = limiter.storage.get
+
+    def forgotten_after_reading(name: str) -> int:
+        count = read(name)
+        limiter.storage.clear(name)  # a right password forgets the count just after it was read
+        return count
+
+    monkeypatch.setattr(limiter.storage, "get", forgotten_after_reading)
+    limiter.give_back(window)
+    monkeypatch.setattr(limiter.storage, "get", read)
+
+    assert read(window) == 0
+    assert [limiter.hit(QUARTER, key) for _ in range(QUARTER.amount + 1)] == [True] * QUARTER.amount + [False]

@@ -196,21 +196,25 @@ def _verify(hasher: PasswordHasher, password_hash: str, password: str) -> bool:
         return False
 
 
+def find_account(session: Session, username: str) -> Account | None:
+    """Return the account of ``username`` (as typed: normalised first), or None for no such name."""
+    try:
+        name = normal_username(username)
+    except InvalidInput:
+        name = ""
+    return session.scalars(select(Account).where(Account.username == name)).one_or_none()
+
+
 def authenticate(
-    session: Session, username: str, password: str, policy: AccountPolicy, throttled: bool = False
+    account: Account | None, password: str, policy: AccountPolicy, throttled: bool = False
 ) -> Account | None:
-    """Return the account if the password is right and the account is not disabled.
+    """Return the account (from :func:`find_account`) if the password is right and it is not disabled.
 
     ``throttled`` says the caller has seen too many wrong passwords for this name from this
     source: then the password is not checked at all. An unknown name, a wrong password, a
     throttled attempt and a disabled account all answer None after one argon2 verification, so
     neither the answer nor its time tells which it was.
     """
-    try:
-        name = normal_username(username)
-    except InvalidInput:
-        name = ""
-    account = session.scalars(select(Account).where(Account.username == name)).one_or_none()
     if account is None or throttled:
         _verify(policy.hasher, _decoy_hash(policy.hasher), password)
         return None
@@ -281,8 +285,13 @@ def _keep_an_admin(session: Session, account: Account) -> None:
 
 
 def sign_out_everywhere(session: Session, account_id: int, tokens: bool = False) -> int:
-    """Delete every login session of an account (and its API tokens' validity if asked); return how many."""
+    """Delete every login session of an account (and its API tokens' validity if asked); return how many.
+
+    Every browser it signed in from is forgotten too: its device cookie's entry no longer counts.
+    """
     closed = session.execute(delete(LoginSession).where(LoginSession.account_id == account_id))
+    forgotten = Account.browsers_forgotten + 1
+    session.execute(update(Account).where(Account.id == account_id).values(browsers_forgotten=forgotten))
     if tokens:
         session.execute(update(ApiToken).where(ApiToken.account_id == account_id).values(revoked=True))
     return affected_rows(closed)

@@ -149,6 +149,9 @@ class Account(Base):
     totp_wait_until: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     disabled: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_hour: Mapped[datetime] = mapped_column(UTCDateTime)
+    #: Times every browser was forgotten ("sign out everywhere"): with the password's hash, part of
+    #: the device cookies' entries (mapsvc.web.devices), so that changing either voids them all.
+    browsers_forgotten: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class Invitation(Base):

@@ -18,6 +18,7 @@ from mapsvc.store.accounts import (
     accept_invitation,
     authenticate,
     change_password,
+    find_account,
     get_account,
     needs_second_factor,
     parse_role,
@@ -35,7 +36,7 @@ from mapsvc.store.logins import (
     revoke_token,
 )
 from mapsvc.store.totp import check_totp, disable_totp, enable_totp, new_totp_secret, totp_uri
-from mapsvc.web.devices import remember_device
+from mapsvc.web.devices import forget_device, remember_device
 from mapsvc.web.guessing import begin_sign_in, end_attempt
 from mapsvc.web.identity import current_identity
 from mapsvc.web.reauth import code_error, fresh_sign_in, fresh_until
@@ -87,11 +88,12 @@ def login_submit() -> Page | Response:
         error = InvalidInput(_("username and password are required"), "username")
         return render_template("auth/login.html", next=target, error=error), error.status
     now, policy = settings().now(), account_policy()
-    attempt = begin_sign_in(username)
     with get_store().writing() as session:
         if g.get("login_token"):
             close_session(session, g.login_token)
-        account = authenticate(session, username, password, policy, throttled=not attempt.allowed)
+        named = find_account(session, username)  # looked up for a name with no account as for any other
+        attempt = begin_sign_in(username, named)
+        account = authenticate(named, password, policy, throttled=not attempt.allowed)
         pending = account is not None and needs_second_factor(account, policy)
         fresh = None if pending else fresh_until(now)
         token = open_session(session, account, now, session_lifetime(pending), fresh_until=fresh) if account else None
@@ -107,7 +109,7 @@ def login_submit() -> Page | Response:
         )
         return render_template("auth/login.html", next=target, error=error), error.status
     destination = url_for("auth.second_factor", next=target) if pending else safe_next(target)
-    return remember_device(_signed_in(token, pending, destination), account.username)
+    return remember_device(_signed_in(token, pending, destination), account)
 
 
 def _pending_account() -> Any:
@@ -164,11 +166,22 @@ def second_factor_submit() -> Page | Response:
 
 @bp.post("/logout")
 def logout() -> Response:
-    """End this browser's session."""
+    """End this browser's session; with "Forget this browser", delete its device cookie too."""
+    forget = bool(request.form.get("forget_browser"))
+    if forget:
+        require_same_origin()  # another site's form would make the owner's browser a stranger
     if g.get("login_token"):
         with get_store().writing() as session:
             close_session(session, g.login_token)
-    return clear_login_cookie(redirect(url_for("pages.index"), 303))
+    response = clear_login_cookie(redirect(url_for("pages.index"), 303))
+    return forget_device(response) if forget else response
+
+
+@bp.post("/login/forget")
+def forget_browser() -> Response:
+    """Delete this browser's device cookie (the quick exit's beacon: script cannot reach an HttpOnly cookie)."""
+    require_same_origin()
+    return forget_device(Response(status=204))
 
 
 @bp.post("/account/logout-everywhere")
@@ -211,7 +224,7 @@ def invite_submit() -> Page | Response:
             record_action(session, account.username, "account_created", now, detail=f"role {account.role}")
     except InvalidInput as error:
         return render_template("auth/invite.html", code=form.get("code", ""), values=values, error=error), error.status
-    return remember_device(redirect(url_for("auth.login", welcome=1), 303), account.username)
+    return remember_device(redirect(url_for("auth.login", welcome=1), 303), account)
 
 
 def _account_page(error: MapsvcError | None = None) -> Page:

@@ -8,10 +8,13 @@ without the password being checked until the window ends:
 - per source (the address, or its IPv6 /64) and username, ``LOGIN_FAILURE_LIMIT``, for every
   sign-in attempt;
 - per username, over every source, ``LOGIN_ACCOUNT_FAILURE_LIMIT``, for browsers without a
-  device cookie for that name (:mod:`mapsvc.web.devices`): guesses spread over many addresses
-  share it, while the owner, in a browser she signed in from before, is never held by it;
-- per device-cookie entry, ``LOGIN_FAILURE_LIMIT`` again: a stolen cookie (a seized phone) is
-  trusted for that many wrong passwords over every address, then counts as no cookie;
+  valid device cookie for that name (:mod:`mapsvc.web.devices`): guesses spread over many
+  addresses share it, while the owner, in a browser she signed in from before, is not held by it;
+- per device-cookie entry, ``LOGIN_FAILURE_LIMIT`` again, and per username over all its
+  entries together, ``LOGIN_KNOWN_DEVICE_FAILURE_LIMIT`` (unset: three times the name's own
+  budget): a stolen cookie (a seized phone), or a stock of entries made with a phished password,
+  is trusted for that many wrong passwords over every address, then counts as no cookie. Where
+  either is off (""), a cookie counts as none: its holder is never unlimited;
 - per account, ``CONFIRM_FAILURE_LIMIT``, for ``/account/confirm``, where the session names
   the account: whoever holds a signed-in phone gets few guesses; the owner can sign in again.
 
@@ -28,6 +31,7 @@ answers and their timing tell nothing of which names exist, nor whether a budget
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from flask import Flask, current_app
@@ -36,36 +40,40 @@ from limits.storage import storage_from_string
 
 from mapsvc.errors import InvalidInput
 from mapsvc.store.accounts import normal_username
+from mapsvc.store.models import Account
 from mapsvc.web import devices
 from mapsvc.web.limits import client_key, shared_key
 from mapsvc.web.windows import ClockWindowRateLimiter
+
+#: ``LOGIN_KNOWN_DEVICE_FAILURE_LIMIT``, unset, is ``LOGIN_ACCOUNT_FAILURE_LIMIT`` this many times.
+KNOWN_DEVICES_TIMES = 3
 
 
 class Budget:
     """Wrong passwords allowed per key in clock windows (one setting such as ``LOGIN_FAILURE_LIMIT``)."""
 
-    def __init__(self, name: str, limit: str, limiter: ClockWindowRateLimiter, prefix: str = "") -> None:
-        self.items: list[RateLimitItem] = parse_many(limit)
+    def __init__(
+        self, name: str, items: list[RateLimitItem], limiter: ClockWindowRateLimiter, prefix: str = ""
+    ) -> None:
+        self.items = items
         self.limiter = limiter
         self.scope = (prefix, name) if prefix else (name,)
 
-    def take(self, key: str) -> bool:
-        """Count an attempt of ``key`` in every window; if one is full, count it in none and return False."""
-        counted: list[RateLimitItem] = []
+    def take(self, key: str) -> tuple[str, ...] | None:
+        """Count an attempt of ``key`` in every window; return their keys, or None (counted in none) if one is full."""
+        windows: list[str] = []
         for item in self.items:
-            counted.append(item)
-            if not self.limiter.hit(item, *self.scope, key):
-                self._give_back(key, counted)
-                return False
-        return True
+            within, window = self.limiter.hit_window(item, *self.scope, key)
+            windows.append(window)
+            if not within:
+                self.give_back(windows)
+                return None
+        return tuple(windows)
 
-    def _give_back(self, key: str, items: list[RateLimitItem]) -> None:
-        for item in items:
-            self.limiter.give_back(item, *self.scope, key)
-
-    def give_back(self, key: str) -> None:
-        """Uncount one attempt of ``key`` in every window (it was not a wrong password)."""
-        self._give_back(key, self.items)
+    def give_back(self, windows: Iterable[str]) -> None:
+        """Uncount one attempt in each of ``windows``, the ones :meth:`take` counted it in."""
+        for window in windows:
+            self.limiter.give_back(window)
 
     def forget(self, key: str) -> None:
         """Forget every count of ``key`` (the owner's own typing errors, after a right password)."""
@@ -75,10 +83,11 @@ class Budget:
 
 @dataclass(frozen=True)
 class Count:
-    """Where an attempt is counted: a budget, a key, and whether a right password forgets the key's count."""
+    """Where an attempt was counted: a budget, a key and its windows, and whether a right password forgets the key."""
 
     budget: Budget
     key: str
+    windows: tuple[str, ...]
     forget_when_right: bool = False
 
 
@@ -90,9 +99,19 @@ class Attempt:
     counted: list[Count] = field(default_factory=list)
 
 
-def _budget(config: dict, setting: str, name: str, limiter: ClockWindowRateLimiter) -> Budget | None:  # type: ignore[type-arg]
+def _items(config: dict, setting: str) -> list[RateLimitItem] | None:  # type: ignore[type-arg]
+    """Return the windows of a setting, or None where it is "" (off)."""
     limit = config.get(setting)
-    return Budget(name, str(limit), limiter, config.get("RATELIMIT_KEY_PREFIX") or "") if limit else None
+    return parse_many(str(limit)) if limit else None
+
+
+def _known_devices_items(config: dict) -> list[RateLimitItem] | None:  # type: ignore[type-arg]
+    """Return ``LOGIN_KNOWN_DEVICE_FAILURE_LIMIT``'s windows; unset, ``LOGIN_ACCOUNT_FAILURE_LIMIT``'s times three."""
+    if config.get("LOGIN_KNOWN_DEVICE_FAILURE_LIMIT") is not None:
+        return _items(config, "LOGIN_KNOWN_DEVICE_FAILURE_LIMIT")
+    per_account = _items(config, "LOGIN_ACCOUNT_FAILURE_LIMIT") or []
+    tripled = [type(item)(item.amount * KNOWN_DEVICES_TIMES, item.multiples, item.namespace) for item in per_account]
+    return tripled or None
 
 
 class PasswordGuesses:
@@ -100,24 +119,48 @@ class PasswordGuesses:
 
     def __init__(self, config: dict) -> None:  # type: ignore[type-arg]
         self.limiter = ClockWindowRateLimiter(storage_from_string(config.get("RATELIMIT_STORAGE_URI", "memory://")))
-        self.per_source = _budget(config, "LOGIN_FAILURE_LIMIT", "password", self.limiter)
-        self.per_device = _budget(config, "LOGIN_FAILURE_LIMIT", "password-device", self.limiter)
-        self.per_account = _budget(config, "LOGIN_ACCOUNT_FAILURE_LIMIT", "password-account", self.limiter)
-        self.per_confirm = _budget(config, "CONFIRM_FAILURE_LIMIT", "password-confirm", self.limiter)
+        prefix = config.get("RATELIMIT_KEY_PREFIX") or ""
+
+        def budget(name: str, items: list[RateLimitItem] | None) -> Budget | None:
+            return Budget(name, items, self.limiter, prefix) if items else None
+
+        self.per_source = budget("password", _items(config, "LOGIN_FAILURE_LIMIT"))
+        self.per_device = budget("password-device", _items(config, "LOGIN_FAILURE_LIMIT"))
+        self.per_known_devices = budget("password-known-devices", _known_devices_items(config))
+        self.per_account = budget("password-account", _items(config, "LOGIN_ACCOUNT_FAILURE_LIMIT"))
+        self.per_confirm = budget("password-confirm", _items(config, "CONFIRM_FAILURE_LIMIT"))
 
     def take(self, attempt: Attempt, budget: Budget | None, key: str, forget_when_right: bool = False) -> bool:
         """Count ``attempt`` under ``key`` in ``budget`` too; return whether it had room (one that is off has)."""
         if budget is None:
             return True
-        if budget.take(key):
-            attempt.counted.append(Count(budget, key, forget_when_right))
-            return True
-        return False
+        windows = budget.take(key)
+        if windows is None:
+            return False
+        attempt.counted.append(Count(budget, key, windows, forget_when_right))
+        return True
+
+    def take_all(self, attempt: Attempt, counts: list[tuple[Budget | None, str, bool]]) -> bool:
+        """Count ``attempt`` in all ``counts`` (budget, key, forget), or in none: False if one is off or full."""
+        if any(budget is None for budget, _key, _forget in counts):
+            return False
+        before = len(attempt.counted)
+        for budget, key, forget_when_right in counts:
+            if not self.take(attempt, budget, key, forget_when_right):
+                self.give_back(attempt.counted[before:])
+                del attempt.counted[before:]
+                return False
+        return True
+
+    @staticmethod
+    def give_back(counts: list[Count]) -> None:
+        """Uncount an attempt from each of ``counts``, in the windows it was counted in."""
+        for count in counts:
+            count.budget.give_back(count.windows)
 
     def refuse(self, attempt: Attempt) -> Attempt:
         """Take back everything ``attempt`` was counted in, and refuse it."""
-        for count in attempt.counted:
-            count.budget.give_back(count.key)
+        self.give_back(attempt.counted)
         return Attempt(False)
 
 
@@ -140,15 +183,22 @@ def _guesses() -> PasswordGuesses:
     return guesses
 
 
-def begin_sign_in(username: str) -> Attempt:
-    """Count a sign-in attempt for ``username`` from this source and browser; ``allowed`` says whether to check it."""
+def begin_sign_in(username: str, account: Account | None) -> Attempt:
+    """Count a sign-in attempt for ``username`` from this source and browser; ``allowed`` says whether to check it.
+
+    ``account`` is the account of that name (None if there is none): a device cookie's entry is
+    checked against it, so that a new password voids every entry made before.
+    """
     guesses, name, attempt = _guesses(), stored_name(username), Attempt(True)
     if not guesses.take(attempt, guesses.per_source, client_key(f"password:{name}"), forget_when_right=True):
         return guesses.refuse(attempt)
-    device = devices.known_device(name)
-    if device is not None and guesses.take(attempt, guesses.per_device, shared_key(f"device:{device}"), True):
+    device = devices.known_device(name, account)
+    own = (guesses.per_device, shared_key(f"device:{device}"), True)
+    every = (guesses.per_known_devices, shared_key(f"known-devices:{name}"), False)
+    if device is not None and guesses.take_all(attempt, [own, every]):
         return attempt
-    # No cookie for this name, or its entry has used up its own budget: the name's shared one.
+    # No cookie for this name, or its entry, or the name's cookies together, have used up their
+    # budgets (or those are off): the name's shared budget.
     if not guesses.take(attempt, guesses.per_account, shared_key(f"account:{name}")):
         return guesses.refuse(attempt)
     return attempt
@@ -170,4 +220,4 @@ def end_attempt(attempt: Attempt, right: bool) -> None:
         if count.forget_when_right:
             count.budget.forget(count.key)
         else:
-            count.budget.give_back(count.key)
+            count.budget.give_back(count.windows)

@@ -56,6 +56,14 @@ READ_ENDPOINTS = (
 
 #: Shortest ``LIMIT_KEY_SECRET`` accepted, in characters.
 SECRET_MIN_LENGTH = 32
+#: The one source that every client address that is no IP address counts as.
+UNPARSEABLE = "unparseable"
+#: IPv6 blocks whose last 32 bits are an IPv4 address: NAT64's well-known prefix (RFC 6052),
+#: IPv4-translated (RFC 2765) and the deprecated IPv4-compatible addresses.
+_LAST_32_BITS = tuple(ipaddress.IPv6Network(block) for block in ("64:ff9b::/96", "::ffff:0:0:0/96", "::/96"))
+_THIS_NETWORK = ipaddress.IPv4Network("0.0.0.0/8")
+
+log = logging.getLogger(__name__)
 
 
 class AddressKeys:
@@ -87,21 +95,55 @@ def key_secret(config: dict, name: str = "LIMIT_KEY_SECRET") -> bytes:  # type: 
     return configured.encode()
 
 
+def _address_text(text: str) -> str:
+    """Return ``text`` without the port or brackets some proxies add (``1.2.3.4:5678``, ``[2001:db8::1]:443``)."""
+    text = text.strip()
+    if text.startswith("["):
+        inside, bracket, _port = text[1:].partition("]")
+        return inside if bracket else text
+    host, colon, port = text.partition(":")
+    # One colon is an IPv4 address with a port; an IPv6 address has at least two.
+    return host if colon and ":" not in port else text
+
+
+def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """Return the IPv4 address whose traffic an IPv6 one carries, if it carries one.
+
+    Replies to a 6to4 or Teredo address reach its sender only at the IPv4 address in it (for
+    Teredo the client's, not the server's: a sender can write any server there and still get
+    replies), so one IPv4 address holds every such IPv6 source: 2^80 6to4 ones, 2^64 Teredo ones.
+    """
+    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    if address.sixtofour is not None:
+        return address.sixtofour
+    if address.teredo is not None:
+        return address.teredo[1]
+    if any(address in network for network in _LAST_32_BITS):
+        embedded = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+        return None if embedded in _THIS_NETWORK else embedded  # ::1 and :: are no IPv4 source
+    return None
+
+
 def source_of(address: str) -> str:
     """Return what a client address counts as: an IPv4 address, or the /64 network of an IPv6 one.
 
     An IPv6 subscriber (a phone, a home line) is given a whole /64 and may send from any of its
-    2^64 addresses, so counting per address would give one attacker unlimited counts. An
-    IPv4-mapped IPv6 address (``::ffff:a.b.c.d``, from a dual-stack socket) is its IPv4 address.
-    Text that is no address (a Unix socket's empty one) counts as itself.
+    2^64 addresses, so counting per address would give one attacker unlimited counts. An IPv6
+    address that carries an IPv4 one (IPv4-mapped ``::ffff:a.b.c.d`` from a dual-stack socket,
+    NAT64, 6to4, Teredo; :func:`_embedded_ipv4`) is that IPv4 address. A port or brackets that a
+    proxy added are dropped. Text that is no address (a Unix socket's empty one, a proxy's
+    ``unknown``) counts as one shared source, :data:`UNPARSEABLE`, and is logged without its text.
     """
     try:
-        parsed = ipaddress.ip_address(address)
+        parsed = ipaddress.ip_address(_address_text(address))
     except ValueError:
-        return address
+        log.warning("a client address is no IP address (check TRUSTED_PROXIES): it counts with all such")
+        return UNPARSEABLE
     if isinstance(parsed, ipaddress.IPv6Address):
-        if parsed.ipv4_mapped is not None:
-            return str(parsed.ipv4_mapped)
+        embedded = _embedded_ipv4(parsed)
+        if embedded is not None:
+            return str(embedded)
         return str(ipaddress.IPv6Network((parsed, 64), strict=False))
     return str(parsed)
 

@@ -61,6 +61,7 @@ PERMISSIONS: dict[str, Capability | str] = {
     "auth.second_factor": PUBLIC,
     "auth.second_factor_submit": PUBLIC,
     "auth.logout": PUBLIC,
+    "auth.forget_browser": PUBLIC,
     "auth.invite_form": PUBLIC,
     "auth.invite_link": PUBLIC,
     "auth.invite_submit": PUBLIC,

@@ -17,6 +17,7 @@ import math
 import time
 
 from limits import RateLimitItem
+from limits.storage import MemoryStorage, RedisStorage, Storage
 from limits.strategies import STRATEGIES, FixedWindowRateLimiter
 from limits.util import WindowStats
 
@@ -31,6 +32,30 @@ def window_of(item: RateLimitItem, now: float) -> tuple[int, float]:
     return number, (number + 1) * length
 
 
+#: Takes one from a count that is above zero, in one step, and keeps its expiry (Redis's DECR does).
+_FLOORED_DECREMENT = b"""
+if tonumber(redis.call("get", KEYS[1]) or "0") > 0 then
+    return redis.call("decr", KEYS[1])
+end
+return 0
+"""
+
+
+def floored_decrement(storage: Storage, key: str) -> None:
+    """Take one from the count ``key`` of ``storage`` unless it is 0, atomically, keeping its expiry.
+
+    A test and a decrement in two steps could take a count below zero, when another request
+    forgets it in between, and a count of -1 is one attempt more in that window.
+    """
+    if isinstance(storage, MemoryStorage):
+        storage.decr(key)  # under the key's lock, never below 0
+    elif isinstance(storage, RedisStorage):
+        script = storage.get_connection().register_script(_FLOORED_DECREMENT)
+        script([storage.prefixed_key(key)])
+    elif storage.get(key) > 0:  # other stores (not supported by the README): not atomic
+        storage.incr(key, 1, amount=-1)
+
+
 class ClockWindowRateLimiter(FixedWindowRateLimiter):
     """A fixed-window limiter whose windows are aligned to the clock and named in the key."""
 
@@ -38,18 +63,23 @@ class ClockWindowRateLimiter(FixedWindowRateLimiter):
         number, end = window_of(item, time.time())
         return f"{item.key_for(*identifiers)}/{number}", end
 
-    def hit(self, item: RateLimitItem, *identifiers: str, cost: int = 1) -> bool:
-        """Count ``cost`` for this window; return whether the count stays within the limit."""
+    def hit_window(self, item: RateLimitItem, *identifiers: str, cost: int = 1) -> tuple[bool, str]:
+        """Count ``cost`` for this window; return whether the count stays within the limit, and the window's key."""
         key, end = self._key(item, identifiers)
         # Whole seconds (Redis's EXPIRE), rounded up: the key never outlives its window by more.
         expiry = max(1, math.ceil(end - time.time()))
-        return self.storage.incr(key, expiry, amount=cost) <= item.amount
+        return self.storage.incr(key, expiry, amount=cost) <= item.amount, key
 
-    def give_back(self, item: RateLimitItem, *identifiers: str) -> None:
-        """Uncount one earlier hit of this window (a refused or a right attempt), never below zero."""
-        key, end = self._key(item, identifiers)
-        if self.storage.get(key) > 0:
-            self.storage.incr(key, max(1, math.ceil(end - time.time())), amount=-1)
+    def hit(self, item: RateLimitItem, *identifiers: str, cost: int = 1) -> bool:
+        """Count ``cost`` for this window; return whether the count stays within the limit."""
+        return self.hit_window(item, *identifiers, cost=cost)[0]
+
+    def give_back(self, window: str) -> None:
+        """Uncount one hit of the window named ``window`` by :meth:`hit_window`, never below zero.
+
+        The window is the one the hit was counted in, even if the clock has since moved on to the next.
+        """
+        floored_decrement(self.storage, window)
 
     def test(self, item: RateLimitItem, *identifiers: str, cost: int = 1) -> bool:
         """Return whether ``cost`` more would stay within the limit in this window (counts nothing)."""

@@ -38,25 +38,64 @@ def test_accept_an_invitation_sign_in_and_out(page, service, watched):
 
     assert page.text_content("#account-username") == "river-phone"
     assert page.text_content("#account-role") == "Trusted peer"
-    assert _mapsvc_cookies(page) == [
+    assert _cookies(page) == [
         ("__Host-mapsvc", "/", True, True, "Lax"),
-        ("__Secure-mapsvc-device", "/login", True, True, "Strict"),
+        ("__Secure-pref", "/login", True, True, "Strict"),
     ]
 
     page.click("#logout")
     page.wait_for_url(service.url + "/")
-    assert _mapsvc_cookies(page) == [("__Secure-mapsvc-device", "/login", True, True, "Strict")]
+    assert _cookies(page) == [("__Secure-pref", "/login", True, True, "Strict")]
     page.goto(service.url + "/account")
     assert "/login?next=" in page.url
     assert watched["errors"] == []
     assert all(r.url.startswith(service.url) for r in watched["requests"])
 
 
-def _mapsvc_cookies(page) -> list[tuple[str, str, bool, bool, str]]:
+def _cookies(page) -> list[tuple[str, str, bool, bool, str]]:
+    """Return what the phone keeps in cookies: name, path, Secure, HttpOnly, SameSite."""
     cookies = page.context.cookies()
-    return sorted(
-        (c["name"], c["path"], c["secure"], c["httpOnly"], c["sameSite"]) for c in cookies if "mapsvc" in c["name"]
-    )
+    return sorted((c["name"], c["path"], c["secure"], c["httpOnly"], c["sameSite"]) for c in cookies)
+
+
+def _sign_in_on_the_phone(page, service, username: str, lang: str = "en") -> None:
+    page.goto(f"{service.url}/login?lang={lang}")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", STAFF_PASSWORD)
+    page.click("main button[type=submit]")
+    page.wait_for_url("**/account")
+
+
+def test_signing_out_can_forget_the_browser(page, service, watched):
+    make_account(service.app, Role.PEER, "fern-phone")
+    _sign_in_on_the_phone(page, service, "fern-phone", "ru")
+    offered = page.text_content("label:has(#forget-browser)").strip()
+
+    page.check("#forget-browser")
+    page.click("#logout")
+    page.wait_for_url(service.url + "/")
+
+    assert offered == "Забыть этот браузер"
+    assert [name for name, *_ in _cookies(page)] == ["lang"]  # the language chosen, nothing of the account
+    assert watched["errors"] == []
+
+
+def test_the_quick_exit_forgets_the_browser(page, service, watched):
+    make_account(service.app, Role.PEER, "moss-phone")
+    page.route("https://neutral.example/**", lambda r: r.fulfill(body="<p>weather</p>", content_type="text/html"))
+    _sign_in_on_the_phone(page, service, "moss-phone")
+    remembered = [name for name, *_ in _cookies(page)]
+
+    page.click("#quick-exit")
+    page.wait_for_url("https://neutral.example/**")
+    for _ in range(50):  # the beacon may arrive after the neutral page has loaded
+        if "__Secure-pref" not in [name for name, *_ in _cookies(page)]:
+            break
+        page.wait_for_timeout(100)
+
+    assert "__Secure-pref" in remembered
+    assert "__Secure-pref" not in [name for name, *_ in _cookies(page)]
+    assert watched["errors"] == []
 
 
 def test_guesses_from_many_addresses_do_not_keep_the_phone_out(page, service, watched):

@@ -13,7 +13,7 @@ import re
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pyotp
@@ -651,10 +651,10 @@ def _spread_guesses(app, name: str, count: int, browser=None) -> list[tuple[int,
     return [(r.status_code, r.get_data(as_text=True)) for r in replies]
 
 
-def _known_browser(app, name: str = "river"):
+def _known_browser(app, name: str = "river", password: str = PASSWORD):
     """Return a browser that signed in as ``name`` before (and signed out again)."""
     browser = app.test_client()
-    assert _login(browser, name, environ_base=OWNER).status_code == 303
+    assert _login(browser, name, password, environ_base=OWNER).status_code == 303
     browser.post("/logout", data={"csrf_token": page_csrf_token(browser)})
     assert browser.get("/api/me").get_json()["role"] == "anonymous"
     return browser
@@ -739,14 +739,20 @@ def test_the_device_cookie_names_no_account_and_is_kept_to_the_sign_in_form(app)
     value = header.split(";")[0].split("=", 1)[1]
     days = app.config["DEVICE_COOKIE_DAYS"]
 
-    # 16 random bytes and 16 bytes of MAC, nothing else: no name, no id, no time.
-    assert re.fullmatch(r"[A-Za-z0-9_-]{44}", value) and "river" not in value
+    # 16 random bytes, the day (days since 1970) and 16 bytes of MAC: no name, no id, no finer time.
+    assert re.fullmatch(r"[A-Za-z0-9_-]{22}(\d{6})[A-Za-z0-9_-]{22}", value) and "river" not in value
+    assert int(value[22:28]) == (NOW.date() - date(1970, 1, 1)).days
     assert value != first.get_cookie(DEVICE_COOKIE, path="/login").value
     assert first.get_cookie(DEVICE_COOKIE, path="/login").value != second.get_cookie(DEVICE_COOKIE, path="/login").value
     assert attributes["path"] == "Path=/login"
     assert attributes["samesite"] == "SameSite=Strict"
     assert {"httponly", "secure"} <= set(attributes)
-    assert attributes["max-age"] == f"Max-Age={days * 86400}"
+    # Kept to the midnight (UTC) after the last day the server accepts it: the browser keeps no second.
+    last_midnight = datetime.combine(NOW.date() + timedelta(days=days + 1), datetime.min.time(), UTC)
+    assert attributes["max-age"] == f"Max-Age={int((last_midnight - NOW).total_seconds())}"
+
+
+BINDING = bytes(32)  # what an account's password hash and count of "sign out everywhere" give
 
 
 def test_device_cookies_outlive_a_restart_only_with_a_configured_key(app_config):
@@ -754,9 +760,8 @@ def test_device_cookies_outlive_a_restart_only_with_a_configured_key(app_config)
     made = {}
     for name, config in [("set", {"DEVICE_COOKIE_SECRET": secret}), ("random", {})]:
         before, after = create_app({**app_config, **config}), create_app({**app_config, **config})
-        with before.test_request_context():
-            entry = before.extensions["mapsvc.device_keys"].entry("river")
-        made[name] = after.extensions["mapsvc.device_keys"].holds(entry, "river")
+        entry = before.extensions["mapsvc.device_keys"].entry("river", BINDING, 20619)
+        made[name] = after.extensions["mapsvc.device_keys"].holds(entry, "river", BINDING, 20619)
         for each in (before, after):
             each.extensions["mapsvc.store"].dispose()
 
@@ -882,3 +887,156 @@ def test_the_database_keeps_no_second_of_a_sign_in_a_confirmation_or_a_wrong_cod
     assert all(times.values()), times
     assert {t.second + t.microsecond for moments in times.values() for t in moments} == {0}
     assert {t.minute for t in times["invitation ends"]} == {0}  # as its created_hour
+
+
+# --- second review of #12: device entries expire, die with the password, and do not multiply ----------
+
+
+def _spend_the_names_budget(app, name: str = "river") -> None:
+    """Spend the name's shared budget (browsers without a valid entry) with guesses from many sources."""
+    _spread_guesses(app, name, 4 * _first_window(app, "LOGIN_ACCOUNT_FAILURE_LIMIT"))
+
+
+@pytest.mark.parametrize(("days_later", "status"), [(0, 303), (90, 303), (91, 401), (400, 401)])
+def test_an_entry_older_than_device_cookie_days_is_refused_by_the_server(app, clock, days_later, status):
+    """The browser may keep the cookie (or someone a copy of it); the server counts its issue day."""
+    make_account(app, "peer", "river")
+    browser = _known_browser(app)
+    clock.now += timedelta(days=days_later)
+    _spend_the_names_budget(app)
+
+    assert app.config["DEVICE_COOKIE_DAYS"] == 90
+    assert _login(browser, "river", environ_base=_source(999)).status_code == status
+
+
+def _change_password(app, username: str = "river") -> None:
+    """Change the account's password to NEW_PASSWORD from a browser of the owner's."""
+    owner = app.test_client()
+    assert _login(owner, username, environ_base=OWNER).status_code == 303
+    form = {"current_password": PASSWORD, "new_password": NEW_PASSWORD, "new_password_repeat": NEW_PASSWORD}
+    changed = owner.post("/account/password", data={**form, "csrf_token": page_csrf_token(owner)})
+    assert changed.status_code == 303, changed.get_data(as_text=True)
+
+
+def _sign_out_everywhere(app, username: str = "river") -> None:
+    owner = app.test_client()
+    assert _login(owner, username, environ_base=OWNER).status_code == 303
+    done = owner.post("/account/logout-everywhere", data={"csrf_token": page_csrf_token(owner)})
+    assert done.status_code == 303
+
+
+@pytest.mark.parametrize(
+    ("owner_acts", "password"), [(_change_password, NEW_PASSWORD), (_sign_out_everywhere, PASSWORD)]
+)
+def test_entries_made_before_a_new_password_or_signing_out_everywhere_count_for_nothing(app, owner_acts, password):
+    """A phished password used to stock up entries (or a seized phone's) gives no guesses at the new one."""
+    make_account(app, "peer", "river")
+    stock = [_known_browser(app) for _ in range(3)]  # the thief's, signed in with the phished password
+    owner_acts(app)
+    _spend_the_names_budget(app)
+
+    answers = [_login(browser, "river", password, environ_base=_source(900 + n)) for n, browser in enumerate(stock)]
+
+    assert [a.status_code for a in answers] == [401] * len(stock)
+
+
+def test_the_owners_new_entry_after_a_new_password_counts(app):
+    make_account(app, "peer", "river")
+    _change_password(app)
+    browser = _known_browser(app, "river", NEW_PASSWORD)
+    _spend_the_names_budget(app)
+
+    assert _login(browser, "river", NEW_PASSWORD, environ_base=_source(999)).status_code == 303
+
+
+def test_stocked_up_entries_share_one_budget_per_name(app, monkeypatch):
+    """However many entries someone holds, together they get LOGIN_KNOWN_DEVICE_FAILURE_LIMIT (3x the name's)."""
+    make_account(app, "peer", "river")
+    per_entry, per_name = _first_window(app, "LOGIN_FAILURE_LIMIT"), _first_window(app, "LOGIN_ACCOUNT_FAILURE_LIMIT")
+    stock = [_known_browser(app) for _ in range(12)]
+    checked = _checked_against(app, monkeypatch, "river")
+    for n, browser in enumerate(stock):
+        for guess in range(per_entry):
+            _login(browser, "river", f"not the password {guess}", environ_base=_source(100 * n + guess))
+
+    assert 12 * per_entry > 4 * per_name  # without the shared budget, each entry would get its own
+    assert len(checked) == 3 * per_name + per_name  # the entries' together, then the name's own
+
+
+@pytest.fixture
+def no_budget_per_source(app_config):
+    """An app with LOGIN_FAILURE_LIMIT (per source, and per device-cookie entry) off."""
+    app = create_app({**app_config, "LOGIN_FAILURE_LIMIT": ""})
+    yield app
+    app.extensions["mapsvc.store"].dispose()
+
+
+def test_with_no_budget_per_entry_a_cookie_holder_gets_the_names_budget_not_unlimited_guesses(
+    no_budget_per_source, monkeypatch
+):
+    app = no_budget_per_source
+    make_account(app, "peer", "river")
+    stolen = _known_browser(app)
+    checked = _checked_against(app, monkeypatch, "river")
+
+    _spread_guesses(app, "river", 40, browser=stolen)
+
+    assert len(checked) == _first_window(app, "LOGIN_ACCOUNT_FAILURE_LIMIT")
+
+
+# --- second review of #12: a seized phone's device cookie ---------------------------------------------
+
+
+def test_the_device_cookies_name_says_nothing_of_the_service(app):
+    make_account(app, "peer", "river")
+    names = [c.key for c in _known_browser(app)._cookies.values() if c.path == "/login"]
+
+    assert names == [DEVICE_COOKIE] and DEVICE_COOKIE.startswith("__Secure-")
+    assert not re.search("mapsvc|device|staff|login|account", DEVICE_COOKIE, re.IGNORECASE)
+
+
+@pytest.mark.parametrize(("forget", "kept"), [({"forget_browser": "1"}, False), ({}, True)])
+def test_signing_out_with_forget_this_browser_deletes_the_device_cookie(app, forget, kept):
+    make_account(app, "peer", "river")
+    browser = app.test_client()
+    _login(browser, "river", environ_base=OWNER)
+    page = browser.get("/account").get_data(as_text=True)
+
+    browser.post("/logout", data={"csrf_token": page_csrf_token(browser), **forget})
+
+    assert 'name="forget_browser"' in page and "Forget this browser" in page
+    assert browser.get("/api/me").get_json()["role"] == "anonymous"
+    assert (browser.get_cookie(DEVICE_COOKIE, path="/login") is not None) is kept
+
+
+def test_another_sites_form_cannot_make_the_browser_forget_itself(app):
+    """Signed out, no CSRF token guards /logout: a cross-site post with the box ticked is refused."""
+    make_account(app, "peer", "river")
+    browser = _known_browser(app)
+
+    response = browser.post("/logout", data={"forget_browser": "1"}, headers={"Origin": "https://evil.example"})
+
+    assert response.status_code == 403
+    assert browser.get_cookie(DEVICE_COOKIE, path="/login") is not None
+
+
+@pytest.mark.parametrize(
+    ("headers", "status", "kept"), [({}, 204, False), ({"Sec-Fetch-Site": "cross-site"}, 403, True)]
+)
+def test_the_quick_exits_beacon_deletes_the_device_cookie_from_this_site_only(app, headers, status, kept):
+    make_account(app, "peer", "river")
+    browser = _known_browser(app)
+
+    response = browser.post("/login/forget", headers=headers)
+
+    assert response.status_code == status
+    assert (browser.get_cookie(DEVICE_COOKIE, path="/login") is not None) is kept
+
+
+# --- second review of #12: a bad DEVICE_COOKIE_DAYS stops the start (it made every right password a 500) ---
+
+
+@pytest.mark.parametrize("days", [0, -1, 401, 1.5, "90", "90 days", True, None])
+def test_a_bad_device_cookie_days_stops_the_start(app_config, days):
+    with pytest.raises(ValueError, match="DEVICE_COOKIE_DAYS must be a whole number of days from 1 to 400"):
+        create_app({**app_config, "DEVICE_COOKIE_DAYS": days})
