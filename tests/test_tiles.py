@@ -2,46 +2,15 @@
 
 from __future__ import annotations
 
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
 import pytest
 
 from mapsvc import create_app
 from mapsvc.core.area import CITIES
 from mapsvc.core.tilegrid import meets, overview_depth, tile_box, tile_count, tiles_meeting, widened
 from mapsvc.web import tiles
+from tests.tile_upstream import Upstream, png
 
-PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
-
-
-class Upstream:
-    """A fake tile server on loopback that records what it was asked and with which headers."""
-
-    def __init__(self) -> None:
-        self.requests: list[tuple[str, dict[str, str]]] = []
-        upstream = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                upstream.requests.append((self.path, dict(self.headers)))
-                self.send_response(200)
-                self.send_header("Content-Type", "image/png")
-                self.end_headers()
-                self.wfile.write(PNG)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/{{z}}/{{x}}/{{y}}.png"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join()
+PNG = png()
 
 
 @pytest.fixture
@@ -60,7 +29,7 @@ def test_a_tile_comes_from_the_upstream_and_then_from_the_cache(upstream, client
 
     assert first.status_code == second.status_code == 200
     assert first.mimetype == "image/png" and first.get_data() == PNG == second.get_data()
-    assert [path for path, _ in upstream.requests] == ["/12/2896/1507.png"]
+    assert upstream.requests == ["/12/2896/1507.png"]
     assert (tmp_path / "tiles" / "12" / "2896" / "1507.png").read_bytes() == PNG
 
 
@@ -77,7 +46,7 @@ def test_the_upstream_sees_nothing_of_the_client(upstream, client):
         environ_base={"REMOTE_ADDR": "203.0.113.9"},
     )
 
-    [(_, headers)] = upstream.requests
+    [headers] = upstream.headers
     sent = " ".join(f"{k}: {v}" for k, v in headers.items())
     assert headers["User-Agent"].startswith("mapsvc/")
     for leak in ("203.0.113.9", "lang=ru", "ky", "mapsvc.local", "PhoneBrowser", "Cookie", "Referer"):
@@ -190,7 +159,7 @@ def test_seeding_fetches_each_overview_tile_once_one_at_a_time(upstream, app_con
 
     assert first.exit_code == 0 and "fetched 8" in first.output
     assert again.exit_code == 0 and "fetched 0" in again.output
-    assert [path for path, _ in upstream.requests] == overview  # 2 + 2 + 4 tiles, none deeper, none twice
+    assert upstream.requests == overview  # 2 + 2 + 4 tiles, none deeper, none twice
     assert pauses == [0.5] * 8
 
 

@@ -15,7 +15,6 @@ import socket
 import threading
 import time
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -27,46 +26,10 @@ from mapsvc.web.mapview import build_map
 from mapsvc.web.readcache import Answer, ReadCache
 from tests.conftest import BISHKEK, NOW
 from tests.helpers import iso, sign_in
+from tests.tile_upstream import Upstream, png
 
 KYIV = (CITIES["kyiv"].lat, CITIES["kyiv"].lon)
 DAY_S = 86400
-
-
-def png(size: int = 72) -> bytes:
-    return b"\x89PNG\r\n\x1a\n" + b"\x00" * (size - 8)
-
-
-class Upstream:
-    """A fake tile server on loopback: answers each path with its status (200 by default) and counts."""
-
-    def __init__(self, body: bytes = png(), delay_s: float = 0.0) -> None:
-        self.requests: list[str] = []
-        self.delay_s = delay_s
-        self.statuses: dict[str, int] = {}
-        upstream = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                upstream.requests.append(self.path)
-                time.sleep(upstream.delay_s)  # a slow tile server: requests for one tile overlap
-                status = upstream.statuses.get(self.path, 200)
-                self.send_response(status)
-                self.send_header("Content-Type", "image/png" if status == 200 else "text/plain")
-                self.end_headers()
-                self.wfile.write(body if status == 200 else b"no")
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/{{z}}/{{x}}/{{y}}.png"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join()
 
 
 def tile_at(z: int, lat: float, lon: float) -> tuple[int, int, int]:
