@@ -12,11 +12,9 @@ from __future__ import annotations
 import io
 import math
 import struct
-import threading
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +24,7 @@ from PIL import Image
 
 from mapsvc.web import tiles
 from tests.browser.conftest import Service, served_app, shot
+from tests.tile_upstream import Upstream
 
 
 def solid_png(size: int = 256) -> bytes:
@@ -46,26 +45,12 @@ TILE_RGB = (0xC8, 0xDC, 0xF0)
 @contextmanager
 def tiled_service(folder: Path, **config: Any) -> Iterator[Service]:
     """Serve mapsvc with pale blue tiles from a fake upstream on loopback."""
-    body = solid_png()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_response(200)
-            self.send_header("Content-Type", "image/png")
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    upstream = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=upstream.serve_forever, daemon=True)
-    thread.start()
+    upstream = Upstream(body=solid_png())
     tiles.reset_upstream_state()
     app = served_app(
         folder,
         11,
-        TILE_URL=f"http://127.0.0.1:{upstream.server_port}/{{z}}/{{x}}/{{y}}.png",
+        TILE_URL=upstream.url,
         TILE_CACHE_DIR=str(folder / "tiles"),
         **config,
     )
@@ -73,9 +58,7 @@ def tiled_service(folder: Path, **config: Any) -> Iterator[Service]:
         with Service(app) as running:
             yield running
     finally:
-        upstream.shutdown()
-        upstream.server_close()
-        thread.join()
+        upstream.close()
         tiles.reset_upstream_state()
 
 
@@ -173,6 +156,8 @@ def test_after_a_crawl_spends_the_deep_budget_peers_still_see_the_overview_and_c
         shot(page, "tiles-budget-spent-street")
 
     assert spent == [200, 200, 200, 429]
-    assert overview > 0.95  # the whole city, as ever
+    # The whole city, as ever: the map's own controls overlap the measured middle (0.97 is usual;
+    # 0.86 was read twice in loaded full runs), while refused overview tiles would leave it near 0.
+    assert overview > 0.75
     assert cached > 0.95  # the street a crawler happened to fetch stays
     assert uncached < 0.05  # the plain background, no broken image
