@@ -45,7 +45,6 @@ from flask_limiter import RateLimitExceeded
 
 from mapsvc.core.tilegrid import Box, meets, overview_depth, tile_box, tile_count, widened
 from mapsvc.errors import InvalidInput, MapsvcError, NotFound
-from mapsvc.settings import settings
 from mapsvc.web.limits import client_key, count_request
 from mapsvc.web.tilecache import LOW_WATER, TileCache
 
@@ -111,7 +110,8 @@ def view_of(config: Mapping[str, Any], bounds: Box) -> TileView:
 
 def tile_view() -> TileView:
     """Return the tiles this app serves: the service area's box plus the margin, and the zoom range."""
-    return view_of(current_app.config, settings().area.bounds)
+    view: TileView = current_app.extensions["mapsvc.tile_view"]
+    return view
 
 
 def tile_cache(view: TileView) -> TileCache:
@@ -294,7 +294,7 @@ def init_app(app: Flask) -> None:
         raise ValueError("TILE_MARGIN_KM must be a number of kilometres from 0 to 1000")
     if not isinstance(config["TILE_CACHE_MAX_MB"], int | float) or not config["TILE_CACHE_MAX_MB"] > 0:
         raise ValueError("TILE_CACHE_MAX_MB must be a number of megabytes above 0")
+    # Made once: every tile answer and map page needs it, and the area and settings do not change.
+    view = app.extensions["mapsvc.tile_view"] = view_of(config, app.extensions["mapsvc.settings"].area.bounds)
     if config["TILE_URL"]:
-        _check_overview_fits(
-            view_of(config, app.extensions["mapsvc.settings"].area.bounds), config["TILE_CACHE_MAX_MB"]
-        )
+        _check_overview_fits(view, config["TILE_CACHE_MAX_MB"])
