@@ -26,7 +26,9 @@ import hashlib
 import hmac
 import re
 import secrets
+from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 from flask import Flask, current_app, request
 from werkzeug.wrappers import Response
@@ -154,7 +156,7 @@ def forget_device(response: Response) -> Response:
     return response
 
 
-def cookie_days(config: dict) -> int:  # type: ignore[type-arg]
+def cookie_days(config: Mapping[str, Any]) -> int:
     """Return ``DEVICE_COOKIE_DAYS``, or raise ValueError naming it (else every right password would be a 500)."""
     days = config.get("DEVICE_COOKIE_DAYS")
     if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= MAX_DAYS:

@@ -31,8 +31,9 @@ answers and their timing tell nothing of which names exist, nor whether a budget
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from flask import Flask, current_app
 from limits import RateLimitItem, parse_many
@@ -99,13 +100,13 @@ class Attempt:
     counted: list[Count] = field(default_factory=list)
 
 
-def _items(config: dict, setting: str) -> list[RateLimitItem] | None:  # type: ignore[type-arg]
+def _items(config: Mapping[str, Any], setting: str) -> list[RateLimitItem] | None:
     """Return the windows of a setting, or None where it is "" (off)."""
     limit = config.get(setting)
     return parse_many(str(limit)) if limit else None
 
 
-def _known_devices_items(config: dict) -> list[RateLimitItem] | None:  # type: ignore[type-arg]
+def _known_devices_items(config: Mapping[str, Any]) -> list[RateLimitItem] | None:
     """Return ``LOGIN_KNOWN_DEVICE_FAILURE_LIMIT``'s windows; unset, ``LOGIN_ACCOUNT_FAILURE_LIMIT``'s times three."""
     if config.get("LOGIN_KNOWN_DEVICE_FAILURE_LIMIT") is not None:
         return _items(config, "LOGIN_KNOWN_DEVICE_FAILURE_LIMIT")
@@ -117,7 +118,7 @@ def _known_devices_items(config: dict) -> list[RateLimitItem] | None:  # type: i
 class PasswordGuesses:
     """The budgets of wrong passwords, in the rate limiter's store (None where a setting is "")."""
 
-    def __init__(self, config: dict) -> None:  # type: ignore[type-arg]
+    def __init__(self, config: Mapping[str, Any]) -> None:
         self.limiter = ClockWindowRateLimiter(storage_from_string(config.get("RATELIMIT_STORAGE_URI", "memory://")))
         prefix = config.get("RATELIMIT_KEY_PREFIX") or ""
 

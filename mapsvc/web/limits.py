@@ -23,6 +23,7 @@ import logging
 import math
 import secrets
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -85,7 +86,7 @@ class AddressKeys:
         return hmac.new(self._salt_of(day), address.encode(), hashlib.sha256).hexdigest()[:32]
 
 
-def key_secret(config: dict, name: str = "LIMIT_KEY_SECRET") -> bytes:  # type: ignore[type-arg]
+def key_secret(config: Mapping[str, Any], name: str = "LIMIT_KEY_SECRET") -> bytes:
     """Return the secret setting ``name`` if set (hosts sharing one Redis), else a new random secret."""
     configured = config.get(name)
     if configured is None or configured == "":
