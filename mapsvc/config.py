@@ -8,6 +8,10 @@ from typing import Any
 DEFAULTS: dict[str, Any] = {
     # Where the data lives; None means a SQLite file in the instance folder.
     "DATABASE_URL": None,
+    # SQLite only: "FULL" syncs the write-ahead log at every commit, so an acknowledged report
+    # survives a power cut; "NORMAL" syncs it at checkpoints only (faster on disks slow to sync;
+    # the last reports before a power cut can be lost). See the README, "Durability".
+    "SQLITE_SYNCHRONOUS": "FULL",
     # A city key (see mapsvc.core.area.CITIES), a [minLon, minLat, maxLon, maxLat] list,
     # or a GeoJSON Polygon/MultiPolygon mapping.
     "SERVICE_AREA": "bishkek",

@@ -9,7 +9,7 @@ from mapsvc.store.db import Store
 
 def init_app(app: Flask) -> None:
     """Open the app's database (the schema comes only from migrations: ``mapsvc db upgrade``)."""
-    app.extensions["mapsvc.store"] = Store(app.config["DATABASE_URL"])
+    app.extensions["mapsvc.store"] = Store(app.config["DATABASE_URL"], app.config["SQLITE_SYNCHRONOUS"])
 
 
 def get_store() -> Store:

@@ -25,6 +25,12 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent.parent.parent / "migrations"
 SQLITE_TIMEOUT_S = 30
 CHECKPOINT_WAIT_MS = 2000
 
+#: ``PRAGMA synchronous`` levels a SQLite store may run with (``SQLITE_SYNCHRONOUS``). In WAL mode,
+#: FULL syncs the log at every commit, so a committed (acknowledged) report survives a power cut;
+#: NORMAL syncs it only at checkpoints, so the last commits before a power cut can be lost (never
+#: to a process crash). EXTRA differs from FULL only in rollback-journal mode, so it is not offered.
+SQLITE_SYNCHRONOUS_LEVELS = ("FULL", "NORMAL")
+
 #: Set in a SQLite connection's info while its transaction has deleted rows.
 _DELETED = "mapsvc_deleted_rows"
 
@@ -69,23 +75,30 @@ def as_unavailable(error: BaseException) -> DatabaseUnavailable | None:
     return DatabaseUnavailable("the database is unreachable; try again shortly")
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, sqlite_synchronous: str = "FULL") -> Engine:
     """Create the engine for ``url`` with the settings each engine needs.
 
     Bound parameters are hidden from error messages: they hold published coordinates and
-    report text, which have no place in a log.
+    report text, which have no place in a log. ``sqlite_synchronous`` is SQLite's
+    ``PRAGMA synchronous`` level, one of :data:`SQLITE_SYNCHRONOUS_LEVELS`.
     """
     kwargs: dict[str, Any] = {"hide_parameters": True}
     if url.startswith("sqlite"):
+        level = str(sqlite_synchronous).upper()
+        if level not in SQLITE_SYNCHRONOUS_LEVELS:
+            raise ValueError(f"SQLITE_SYNCHRONOUS must be one of {', '.join(SQLITE_SYNCHRONOUS_LEVELS)}")
         kwargs["connect_args"] = {"timeout": SQLITE_TIMEOUT_S}
         engine = create_engine(url, **kwargs)
-        _configure_sqlite(engine)
+        _configure_sqlite(engine, level)
         return engine
     return create_engine(url, pool_pre_ping=True, **kwargs)
 
 
-def _configure_sqlite(engine: Engine) -> None:
+def _configure_sqlite(engine: Engine, synchronous: str) -> None:
     """Use WAL, foreign keys, and BEGIN IMMEDIATE for writers so concurrent writers queue.
+
+    ``synchronous`` FULL (the default) syncs the write-ahead log at every commit: a report is
+    on the disk before it is acknowledged (see the README, "Durability").
 
     ``secure_delete`` overwrites deleted rows with zeros in their pages, and every transaction
     that deleted rows is marked, so that :meth:`Store.writing` can checkpoint the WAL after it.
@@ -98,7 +111,7 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA secure_delete=ON")
         cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute(f"PRAGMA synchronous={synchronous}")
         cursor.close()
 
     @event.listens_for(engine, "begin")
@@ -130,9 +143,9 @@ _VERSION = select(StoreVersion.writes).where(StoreVersion.id == 1)
 class Store:
     """The database behind one app: an engine and its session factories."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, sqlite_synchronous: str = "FULL") -> None:
         self.url = url
-        self.engine = make_engine(url)
+        self.engine = make_engine(url, sqlite_synchronous)
         self._reader = sessionmaker(self.engine, expire_on_commit=False)
         self._writer = sessionmaker(self.engine.execution_options(mapsvc_writer=True), expire_on_commit=False)
 
