@@ -162,6 +162,7 @@ def init_app(app: Flask) -> None:
     """Register the commands on the app's CLI (``flask --app mapsvc`` works too)."""
     from mapsvc.cli_accounts import accounts_group, admin_group
     from mapsvc.cli_advocacy import advocacy_group, districts_group
+    from mapsvc.cli_backup import backup_command, check_backup_command, restore_command
     from mapsvc.cli_import import import_command
     from mapsvc.cli_roads import roads_group
     from mapsvc.cli_tiles import tiles_group
@@ -172,6 +173,8 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(districts_group)
     app.cli.add_command(advocacy_group)
     app.cli.add_command(accounts_group)
+    for command in (backup_command, check_backup_command, restore_command):
+        app.cli.add_command(command)
 
 
 def _create_app(*_: Any) -> Flask:
