@@ -32,12 +32,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from mapsvc.store.db import SQLITE_SYNCHRONOUS_LEVELS, Store
+from mapsvc.web.worker_counts import PASSWORD_SETTINGS
 
 RESULTS = Path(__file__).resolve().parent / "results"
 #: Central Bishkek (the default service area), spread over a few kilometres.
 CENTRE = (42.8746, 74.5698)
-#: Settings that count per worker; off, so that several workers may run on "memory://".
-NO_COUNTS = ("LOGIN_FAILURE_LIMIT", "LOGIN_ACCOUNT_FAILURE_LIMIT", "LOGIN_KNOWN_DEVICE_FAILURE_LIMIT")
 
 
 def _free_port() -> int:
@@ -56,8 +55,8 @@ def serving(url: str, level: str, workers: int) -> Iterator[int]:
         "MAPSVC_SQLITE_SYNCHRONOUS": level,
         "MAPSVC_RATELIMIT_ENABLED": "false",
         "MAPSVC_INTAKE_ANSWER_MS": "0",
-        "MAPSVC_CONFIRM_FAILURE_LIMIT": '""',
-        **{f"MAPSVC_{name}": '""' for name in NO_COUNTS},
+        # Nobody signs in: several workers may then keep their (unused) counts in memory.
+        **{f"MAPSVC_{name}": '""' for name in PASSWORD_SETTINGS},
     }
     mapsvc = str(Path(sys.executable).parent / "mapsvc")
     command = [mapsvc, "serve", "--port", str(port), "--workers", str(workers)]

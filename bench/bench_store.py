@@ -43,6 +43,7 @@ from mapsvc.demo import generate
 from mapsvc.settings import settings
 from mapsvc.store.db import Store
 from mapsvc.web.reporting import check, store_checked
+from mapsvc.web.worker_counts import PASSWORD_SETTINGS
 
 NOW = datetime(2026, 6, 15, 22, 30, tzinfo=UTC)
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -175,6 +176,9 @@ def serving(url: str, workers: int) -> Iterator[int]:
         "MAPSVC_DATABASE_URL": url,
         "MAPSVC_RATELIMIT_ENABLED": "false",
         "MAPSVC_INTAKE_ANSWER_MS": "0",  # the work itself, not the fixed answer moment
+        # Nobody signs in: the budgets of wrong passwords are off too, or several workers would
+        # each count them apart in memory, which `mapsvc serve` refuses.
+        **{f"MAPSVC_{name}": '""' for name in PASSWORD_SETTINGS},
     }
     mapsvc = str(Path(sys.executable).parent / "mapsvc")
     server = subprocess.Popen(

@@ -17,6 +17,7 @@ from mapsvc.store import get_store
 from mapsvc.store.db import DatabaseUnavailable, Store
 from mapsvc.store.events import prune
 from mapsvc.store.heat import rebuild_heat
+from mapsvc.web import worker_counts
 from mapsvc.web.reporting import CheckedReport, check, store_checked
 
 db_group = click.Group("db", help="Database schema.")
@@ -60,9 +61,16 @@ def heat_rebuild() -> None:
 @click.option("--threads", default=4, show_default=True, type=click.IntRange(1, 64))
 @with_appcontext
 def serve(host: str, port: int, workers: int, threads: int) -> None:
-    """Run the service with gunicorn; no access log is written."""
+    """Run the service with gunicorn; no access log is written.
+
+    Several workers need limit storage they share (RATELIMIT_STORAGE_URI): with "memory://"
+    each would count apart, and serve refuses to start.
+    """
     from mapsvc.cli_accounts import require_usable_secrets
 
+    refused = worker_counts.refusal(current_app.config, workers)
+    if refused is not None:
+        raise click.ClickException(refused)
     require_current_schema()
     require_usable_secrets()
     from gunicorn.app.base import BaseApplication

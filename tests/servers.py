@@ -43,11 +43,25 @@ def serving(database_url: str, log: Path, workers: int = 1, **settings: str) -> 
     Every test's reports come from one address: rate limits (tested elsewhere) are off unless
     ``settings`` (``MAPSVC_*`` names without the prefix) say otherwise. The server's log is
     printed on the way out, where pytest shows it for a failed test.
+    """
+    process, port = start(database_url, log, workers, **settings)
+    try:
+        yield port
+    finally:
+        _stop(process, log)
+
+
+def start(
+    database_url: str, log: Path, workers: int = 1, own_group: bool = False, **settings: str
+) -> tuple[subprocess.Popen[bytes], int]:
+    """Start ``mapsvc serve`` (see :func:`serving`); return the process and port once it is healthy.
+
+    ``own_group``: in a process group of its own, so that ``os.killpg`` reaches its workers too.
 
     The port is free when chosen, but another process (a test on the other xdist worker) may
     bind it before the server does: then gunicorn cannot listen, and a health check could reach
     that other process. So the server counts as up only once its own log says it listens on the
-    port, and a server that lost its port is started again on another.
+    port, and a server that lost its port is started again on another. The caller stops it.
     """
     env = {**os.environ, "MAPSVC_DATABASE_URL": database_url, "MAPSVC_RATELIMIT_ENABLED": "false"}
     env.update({f"MAPSVC_{name}": value for name, value in settings.items()})
@@ -55,21 +69,27 @@ def serving(database_url: str, log: Path, workers: int = 1, **settings: str) -> 
         port = free_port()
         command = [str(MAPSVC), "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
         with log.open("w") as stderr:
-            process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=stderr)
+            process = subprocess.Popen(
+                command, env=env, stdout=subprocess.DEVNULL, stderr=stderr, start_new_session=own_group
+            )
         try:
             if _healthy(process, port, log):
-                break
+                return process, port
         except BaseException:
             _stop(process, log)
             raise
         _stop(process, log)
-    else:
-        raise AssertionError(f"the server lost its port {PORT_ATTEMPTS} times in a row")
-    try:
-        yield port
-    finally:
-        _stop(process, log)
+    raise AssertionError(f"the server lost its port {PORT_ATTEMPTS} times in a row")
 
+
+#: Settings for ``serving(workers=N)`` without Redis: the budgets of wrong passwords are off too (rate
+#: limits already are), since each worker would count them apart and ``mapsvc serve`` refuses that.
+NO_PER_WORKER_COUNTS = {
+    "LOGIN_FAILURE_LIMIT": '""',
+    "LOGIN_ACCOUNT_FAILURE_LIMIT": '""',
+    "LOGIN_KNOWN_DEVICE_FAILURE_LIMIT": '""',
+    "CONFIRM_FAILURE_LIMIT": '""',
+}
 
 #: How many ports ``serving`` tries; each is lost with a chance of about 1e-4 at most.
 PORT_ATTEMPTS = 3
@@ -94,6 +114,11 @@ def _healthy(process: subprocess.Popen[bytes], port: int, log: Path) -> bool:
                 pass
         assert time.monotonic() < deadline, "the server did not become healthy within 60 s"
         time.sleep(0.2)
+
+
+def stop(process: subprocess.Popen[bytes], log: Path) -> None:
+    """Stop a server made by :func:`start` (if it still runs) and print its log."""
+    _stop(process, log)
 
 
 def _stop(process: subprocess.Popen[bytes], log: Path) -> None:

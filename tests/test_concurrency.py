@@ -24,7 +24,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from tests.conftest import BISHKEK
-from tests.servers import MAPSVC, request, serving
+from tests.servers import MAPSVC, NO_PER_WORKER_COUNTS, request, serving
 
 PROCESSES = 4
 SAME_PLACE = 35  # per process: identical device-fuzzed checkpoints, one bucket
@@ -80,7 +80,7 @@ def database(migrated_template, tmp_path) -> Iterator[str]:
 @pytest.fixture
 def server(database, tmp_path) -> Iterator[int]:
     """Run ``mapsvc serve --workers 3`` on a free loopback port; yield the port once it is healthy."""
-    with serving(database, tmp_path / "server.log", workers=3) as port:
+    with serving(database, tmp_path / "server.log", workers=3, **NO_PER_WORKER_COUNTS) as port:
         yield port
 
 

@@ -1,0 +1,71 @@
+"""``mapsvc serve --workers N`` refuses counts that each worker would keep apart in its memory."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+import pytest
+
+from mapsvc.config import DEFAULTS
+from mapsvc.web.worker_counts import PASSWORD_SETTINGS, counted_per_worker, refusal
+from tests.servers import MAPSVC, free_port
+
+REDIS = "redis://127.0.0.1:6379/0"
+PASSWORDS_OFF = dict.fromkeys(PASSWORD_SETTINGS, "")
+
+
+def test_serve_with_several_workers_and_limits_in_memory_refuses_to_start(tmp_path):
+    """The real command: exit 1 before anything listens, naming the setting and what to do."""
+    env = {**os.environ, "MAPSVC_DATABASE_URL": f"sqlite:///{tmp_path / 'mapsvc.sqlite3'}"}
+    command = [str(MAPSVC), "serve", "--port", str(free_port()), "--workers", "3"]
+    try:
+        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+    except subprocess.TimeoutExpired:
+        pytest.fail("mapsvc serve started with three workers counting apart")
+
+    assert done.returncode == 1
+    message = " ".join(done.stderr.split())
+    assert 'RATELIMIT_STORAGE_URI "memory://"' in message
+    assert "3 times" in message
+    for setting in ("INTAKE_RATE_LIMIT", "BURST_HOLD", "LOGIN_FAILURE_LIMIT", "redis://", "--workers 1"):
+        assert setting in message
+
+
+@pytest.mark.parametrize(
+    ("config", "workers"),
+    [
+        ({}, 1),
+        ({"RATELIMIT_STORAGE_URI": REDIS}, 4),
+        ({"RATELIMIT_ENABLED": False, **PASSWORDS_OFF}, 4),
+    ],
+    ids=["one-worker", "redis", "nothing-counted"],
+)
+def test_serve_may_start_when_no_count_is_kept_apart(config, workers):
+    assert refusal({**DEFAULTS, **config}, workers) is None
+
+
+def test_every_limit_burst_hold_and_password_budget_is_named_by_default():
+    assert counted_per_worker(DEFAULTS) == [
+        "INTAKE_RATE_LIMIT",
+        "BURST_HOLD",
+        "LOGIN_RATE_LIMIT",
+        "READ_RATE_LIMIT",
+        "TILE_OVERVIEW_RATE_LIMIT",
+        "TILE_MISS_RATE_LIMIT",
+        "TILE_DEEP_MISS_RATE_LIMIT",
+        "TILE_UPSTREAM_RATE_LIMIT",
+        *PASSWORD_SETTINGS,
+    ]
+
+
+def test_the_password_budgets_count_even_with_rate_limits_off():
+    """They do not follow RATELIMIT_ENABLED (mapsvc.web.guessing), so several workers still multiply them."""
+    assert counted_per_worker({**DEFAULTS, "RATELIMIT_ENABLED": False}) == list(PASSWORD_SETTINGS)
+
+
+def test_the_known_devices_budget_unset_counts_only_with_the_accounts_budget():
+    config = {**DEFAULTS, "RATELIMIT_ENABLED": False, **PASSWORDS_OFF, "LOGIN_KNOWN_DEVICE_FAILURE_LIMIT": None}
+    assert counted_per_worker(config) == []
+    with_account = {**config, "LOGIN_ACCOUNT_FAILURE_LIMIT": "10 per hour"}
+    assert counted_per_worker(with_account) == ["LOGIN_ACCOUNT_FAILURE_LIMIT", "LOGIN_KNOWN_DEVICE_FAILURE_LIMIT"]
