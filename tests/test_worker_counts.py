@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 
 import pytest
@@ -15,17 +16,20 @@ REDIS = "redis://127.0.0.1:6379/0"
 PASSWORDS_OFF = dict.fromkeys(PASSWORD_SETTINGS, "")
 
 
-def test_serve_with_several_workers_and_limits_in_memory_refuses_to_start(tmp_path):
-    """The real command: exit 1 before anything listens, naming the setting and what to do."""
-    env = {**os.environ, "MAPSVC_DATABASE_URL": f"sqlite:///{tmp_path / 'mapsvc.sqlite3'}"}
+@pytest.mark.engines("sqlite")
+def test_serve_with_several_workers_and_limits_in_memory_refuses_to_start(migrated_template, tmp_path):
+    """The real command, on a database it could serve: exit 1, naming the setting and what to do."""
+    env = {**os.environ, "MAPSVC_DATABASE_URL": migrated_template.fresh(tmp_path)}
     command = [str(MAPSVC), "serve", "--port", str(free_port()), "--workers", "3"]
-    try:
-        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
-    except subprocess.TimeoutExpired:
-        pytest.fail("mapsvc serve started with three workers counting apart")
+    with subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True, start_new_session=True) as server:
+        try:
+            stderr = server.communicate(timeout=60)[1]
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            pytest.fail("mapsvc serve started with three workers counting apart")
 
-    assert done.returncode == 1
-    message = " ".join(done.stderr.split())
+    assert server.returncode == 1
+    message = " ".join(stderr.split())
     assert 'RATELIMIT_STORAGE_URI "memory://"' in message
     assert "3 times" in message
     for setting in ("INTAKE_RATE_LIMIT", "BURST_HOLD", "LOGIN_FAILURE_LIMIT", "redis://", "--workers 1"):
