@@ -3,7 +3,8 @@
 Each round serves a fresh migrated SQLite file with ``mapsvc serve`` (``--workers``, 4 threads
 each) and posts ``--reports`` reports from ``--clients`` client processes over loopback, once
 with each level, alternating, so that both meet the same machine. Prints the latency of each
-``POST /api/reports`` (p50, p95) and the rate over all rounds:
+``POST /api/reports`` (p50, p95) and the rate over all rounds, and what one write transaction
+of one row costs at each level, alone (the sync itself):
 
     .venv/bin/python bench/bench_durability.py --rounds 3 --reports 1000
 
@@ -21,6 +22,7 @@ import json
 import os
 import random
 import socket
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -123,6 +125,30 @@ def one_round(directory: Path, level: str, args: argparse.Namespace, seed: int) 
     return [t for part in parts for t in part], elapsed
 
 
+def commit_times(directory: Path, level: str, count: int = 500) -> list[float]:
+    """Return the seconds of ``count`` one-row write transactions in WAL mode at ``level``: the sync alone."""
+    with tempfile.TemporaryDirectory(dir=directory) as tmp:
+        connection = sqlite3.connect(Path(tmp) / "commits.sqlite3", isolation_level=None)
+        connection.execute("PRAGMA journal_mode=WAL")
+        connection.execute(f"PRAGMA synchronous={level}")
+        connection.execute("CREATE TABLE t (x INTEGER)")
+        times = []
+        for i in range(count):
+            started = time.perf_counter()
+            connection.execute("BEGIN IMMEDIATE")
+            connection.execute("INSERT INTO t VALUES (?)", (i,))
+            connection.execute("COMMIT")
+            times.append(time.perf_counter() - started)
+        connection.close()
+    return times
+
+
+def _percentiles(times: list[float]) -> tuple[float, float]:
+    """Return the median and the 95th percentile of ``times``, in milliseconds."""
+    ordered = sorted(times)
+    return statistics.median(ordered) * 1000, ordered[int(0.95 * (len(ordered) - 1))] * 1000
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=3, help="rounds per level (alternating)")
@@ -143,12 +169,14 @@ def main() -> None:
             print(f"  round {round_ + 1} {level}: {len(times) / elapsed:.0f} reports/s", file=sys.stderr)
     print(f"\n{args.rounds} rounds x {args.reports} reports, {args.clients} clients, {args.workers} workers")
     print(f"database folder: {directory.resolve()}\n")
-    print("| synchronous | intake p50 ms | intake p95 ms | reports/s |")
-    print("|---|---:|---:|---:|")
+    commits = {level: commit_times(directory, level) for level in SQLITE_SYNCHRONOUS_LEVELS}
+    print("| synchronous | intake p50 ms | intake p95 ms | reports/s | one commit p50 ms | one commit p95 ms |")
+    print("|---|---:|---:|---:|---:|---:|")
     for level in SQLITE_SYNCHRONOUS_LEVELS:
-        times = sorted(latencies[level])
-        p50, p95 = statistics.median(times) * 1000, times[int(0.95 * (len(times) - 1))] * 1000
-        print(f"| {level} | {p50:.1f} | {p95:.1f} | {len(times) / seconds[level]:.0f} |")
+        p50, p95 = _percentiles(latencies[level])
+        c50, c95 = _percentiles(commits[level])
+        rate = len(latencies[level]) / seconds[level]
+        print(f"| {level} | {p50:.1f} | {p95:.1f} | {rate:.0f} | {c50:.2f} | {c95:.2f} |")
 
 
 if __name__ == "__main__":
