@@ -229,15 +229,16 @@ def test_a_backup_of_an_older_schema_is_migrated_after_its_restore(app_config, m
 
 
 @pytest.mark.engines("sqlite")
-def test_a_backup_from_a_newer_version_is_refused_naming_its_revision(app, runner, tmp_path):
+@pytest.mark.parametrize("revision", ["9999", "001"])  # "001" is no revision, only the start of one
+def test_a_backup_from_a_newer_version_is_refused_naming_its_revision(app, runner, tmp_path, revision):
     runner.invoke(args=["backup", str(tmp_path / "backup")])
     with sqlite3.connect(tmp_path / "backup") as backup:
-        backup.execute("UPDATE alembic_version SET version_num = '9999'")
+        backup.execute("UPDATE alembic_version SET version_num = ?", (revision,))
 
     checked = runner.invoke(args=["check-backup", str(tmp_path / "backup")])
 
     assert checked.exit_code == 1
-    assert "9999" in checked.output and "newer" in checked.output
+    assert f"revision {revision}," in checked.output and "newer" in checked.output
 
 
 @pytest.mark.engines("sqlite")

@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from alembic.script import ScriptDirectory
-from alembic.util import CommandError
 from sqlalchemy import inspect, text
 
 from mapsvc.errors import MapsvcError
@@ -87,11 +86,9 @@ def check_revision(revision: str | None, url: str) -> None:
     """Raise BackupError unless ``revision`` is one of this version's migrations."""
     if not revision:
         raise BackupError("the backup has no schema revision (alembic_version): it is no mapsvc database")
-    try:
-        known = ScriptDirectory.from_config(alembic_config(url)).get_revision(revision)
-    except CommandError:
-        known = None
-    if known is None:
+    script = ScriptDirectory.from_config(alembic_config(url))
+    known = revision in {migration.revision for migration in script.walk_revisions()}
+    if not known:
         raise BackupError(
             f"the backup is at schema revision {revision}, which this version of mapsvc does not know "
             "(made by a newer version?): restore it with that version"
