@@ -234,6 +234,18 @@ def test_the_plain_form_sent_twice_stores_once(app, client):
     code = re.search(r"<dt>Withdrawal code</dt><dd><code>([^<]+)</code>", first.get_data(as_text=True)).group(1)
     assert code in second.get_data(as_text=True)
     assert stored_counts(app) == (1, 1)
+    said = "This form was sent before: the report is stored once, and this is its receipt."
+    assert said not in first.get_data(as_text=True) and said in second.get_data(as_text=True)
+
+
+def test_the_form_is_not_kept_by_the_browser(client):
+    """Going back to it fetches a new one, with a new key, rather than a copy with a sent report's key."""
+    response = client.get("/report")
+
+    assert response.headers["Cache-Control"] == "no-store"
+    assert re.search(
+        r'<input type="hidden" name="key" value="[^"]+" autocomplete="off">', response.get_data(as_text=True)
+    )
 
 
 def test_each_showing_of_the_form_has_a_new_key(client):

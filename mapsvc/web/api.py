@@ -108,7 +108,7 @@ def create_report() -> Response:
     data = request.get_json(silent=True)
     if not isinstance(data, dict):
         raise InvalidInput(_("the body must be a JSON object"), status=400)
-    receipt = take(data, settings(), get_store(), key)
+    receipt = take(data, settings(), get_store(), key)[0]
     # Only what the reporter made: whether the report joined an event, and which, depends on
     # events the reporter may not see (a held one, a single attack, one inside its delay).
     body = {"id": receipt.report_id, "withdrawal_code": receipt.withdrawal_code}

@@ -66,9 +66,15 @@ def _form_context(
 
 
 @bp.get("/report")
-def report_form() -> str:
-    """Show the plain report form."""
-    return render_template("report.html", **_form_context())
+def report_form() -> Response:
+    """Show the plain report form, with a new key for its report.
+
+    Not stored by the browser, so that going back to it fetches a form with a new key (a form
+    brought back with the key of a report already sent would be answered with that one's receipt).
+    """
+    response = Response(render_template("report.html", **_form_context()), mimetype="text/html")
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 @bp.post("/report")
@@ -76,7 +82,8 @@ def report_submit() -> tuple[str, int]:
     """Take a report from the plain form; the server fuzzes it.
 
     The form carries a random key made when it was shown: sent twice (a double tap, a reload
-    after a lost answer), the report is stored once and both answers show the same receipt.
+    after a lost answer), the report is stored once and both answers show the same receipt; the
+    second says that the form was sent before.
     """
     values = {
         k: v
@@ -86,12 +93,12 @@ def report_submit() -> tuple[str, int]:
     key = None
     try:
         key = parse.idempotency_key(request.form.get("key") or None, "key")
-        receipt = take(values, settings(), get_store(), key)
+        receipt, resent = take(values, settings(), get_store(), key)
     except MapsvcError as error:
         return render_template("report.html", **_form_context(values, error, key)), error.status
     policy = settings().policies.get(values.get("category", ""))
     moderated = policy is not None and policy.premoderation
-    return render_template("report_done.html", receipt=receipt, moderated=moderated), 201
+    return render_template("report_done.html", receipt=receipt, moderated=moderated, resent=resent), 201
 
 
 @bp.post("/report/withdraw")

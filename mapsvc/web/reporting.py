@@ -174,20 +174,22 @@ def submit(data: Mapping[str, Any], settings: Settings, store: Store) -> tuple[P
     return stored
 
 
-def take(data: Mapping[str, Any], settings: Settings, store: Store, key: str | None = None) -> KeptReceipt:
+def take(data: Mapping[str, Any], settings: Settings, store: Store, key: str | None = None) -> tuple[KeptReceipt, bool]:
     """Take a report once: store it (as :func:`submit`), or answer a resend of its idempotency key.
 
     A report sent with a key the store knows was stored before (the answer was lost on the way,
     or the sender pressed twice): it is answered with the first one's receipt and stored no
     second time, whatever its body says now (a resend a day later might be refused as too old).
-    Two sends of one key at once both store it; the second's transaction breaks the key's primary
-    key, rolls back, and is answered with the first one's receipt.
+    Two sends of one key at once may both find no row and go on to store the report: the second
+    transaction to write the key's row breaks its primary key, rolls back (its report with it), and
+    is answered with the first one's receipt. Returns the receipt and whether it is a resend's.
     """
     with _answered_at_the_fixed_moment(settings):
         kept = _recalled(store, key)
+        resent = kept is not None
         if kept is None:
-            kept = _store_once(data, settings, store, key)
-    return kept
+            kept, resent = _store_once(data, settings, store, key)
+    return kept, resent
 
 
 def _recalled(store: Store, key: str | None) -> KeptReceipt | None:
@@ -197,8 +199,8 @@ def _recalled(store: Store, key: str | None) -> KeptReceipt | None:
         return recall(session, key)
 
 
-def _store_once(data: Mapping[str, Any], settings: Settings, store: Store, key: str | None) -> KeptReceipt:
-    """Store a report and its key's row in one transaction: both or neither."""
+def _store_once(data: Mapping[str, Any], settings: Settings, store: Store, key: str | None) -> tuple[KeptReceipt, bool]:
+    """Store a report and its key's row in one transaction, both or neither; or find the send that came first."""
     checked = check(data, settings)
     policy = settings.policies[checked.category]
     today = settings.now().astimezone(UTC).date()
@@ -213,8 +215,8 @@ def _store_once(data: Mapping[str, Any], settings: Settings, store: Store, key: 
         kept_before = _recalled(store, key)
         if kept_before is None:
             raise
-        return kept_before
-    return kept
+        return kept_before, True
+    return kept, False
 
 
 def resends_end(bucket_start: datetime, policy: CategoryPolicy, settings: Settings) -> date:
