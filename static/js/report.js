@@ -22,9 +22,17 @@
   var state = {};
   var drawn = L.layerGroup().addTo(map);
 
-  function load(key) { try { return JSON.parse(localStorage.getItem(key) || "[]"); } catch (e) { return []; } }
-  function save(key, list) { try { localStorage.setItem(key, JSON.stringify(list)); } catch (e) { /* full or private */ } }
-  function drop(key) { try { localStorage.removeItem(key); } catch (e) { /* private */ } }
+  // A list that cannot be written (a private window, a full storage) is kept in memory while the
+  // page is open: a report is sent all the same, it only does not outlive the page.
+  var unsaved = {};
+  function load(key) {
+    if (unsaved[key]) return unsaved[key].slice();
+    try { return JSON.parse(localStorage.getItem(key) || "[]"); } catch (e) { return []; }
+  }
+  function save(key, list) {
+    try { localStorage.setItem(key, JSON.stringify(list)); delete unsaved[key]; } catch (e) { unsaved[key] = list.slice(); }
+  }
+  function drop(key) { delete unsaved[key]; try { localStorage.removeItem(key); } catch (e) { /* private */ } }
   /** A time in milliseconds floored to a multiple of bucketS seconds (UTC), as the server stores it. */
   function floorToBucket(ms, bucketS) { var b = (bucketS || 86400) * 1000; return Math.floor(ms / b) * b; }
   function pad(n) { return (n < 10 ? "0" : "") + n; }
@@ -208,8 +216,7 @@
       li.textContent = S("outbox_refused", { category: (M.policies[r.category] || {}).label || r.category, error: r.error });
       list.appendChild(li);
     });
-    var box = document.getElementById("outbox"), hidden = !waiting && !refused.length;
-    if (box.hidden !== hidden) { box.hidden = hidden; map.invalidateSize(); }
+    document.getElementById("outbox").hidden = !waiting && !refused.length;
   }
 
   /** Try again later: a random wait up to base * 2^failures (capped), or longer if Retry-After says so. */

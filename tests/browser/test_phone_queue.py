@@ -220,3 +220,21 @@ def test_a_new_report_clears_the_refusals_it_follows(page, served, proxy):
 
     assert page.inner_text("[data-message=done]") == "Sent. Thank you: your report was received."
     assert page.is_hidden("#outbox")
+
+
+def test_a_phone_that_cannot_keep_anything_still_sends_its_report(page, served, proxy):
+    """A private window, or a full storage: the queue lives in the page's memory, and still waits out a 503."""
+    page.add_init_script("Storage.prototype.setItem = () => { throw new DOMException('full', 'QuotaExceededError'); };")
+    open_map(page, proxy)
+    before = reports_stored(served)
+    proxy.mode = "503"
+
+    report(page, "patrol")
+    wait_for_tries(page, proxy, 2)
+    assert page.inner_text("#outbox-waiting").startswith(WAITING_ONE)
+    proxy.mode = "pass"
+    page.wait_for_selector(".code:not(:empty)")
+
+    assert page.inner_text("[data-message=done]") == "Sent. Thank you: your report was received."
+    assert reports_stored(served) == before + 1
+    assert page.evaluate("() => localStorage.length") == 0
