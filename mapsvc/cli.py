@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from datetime import timedelta
+from datetime import UTC, timedelta
 from typing import Any
 
 import click
@@ -17,6 +17,7 @@ from mapsvc.store import get_store
 from mapsvc.store.db import DatabaseUnavailable, Store
 from mapsvc.store.events import prune
 from mapsvc.store.heat import rebuild_heat
+from mapsvc.store.intake_keys import forget_expired
 from mapsvc.web import worker_counts
 from mapsvc.web.reporting import CheckedReport, check, store_checked
 
@@ -141,7 +142,7 @@ def _store_batch(store: Store, batch: list[CheckedReport]) -> int:
 
 
 #: Tables that prune and withdrawals delete from (reports go with their events).
-PRUNED_TABLES = ("events", "reports", "heat_steps")
+PRUNED_TABLES = ("events", "reports", "heat_steps", "intake_keys")
 
 
 @click.command("prune")
@@ -154,6 +155,7 @@ PRUNED_TABLES = ("events", "reports", "heat_steps")
 def prune_command(full: bool) -> None:
     """Delete events that have faded from every view and passed the retention period.
 
+    Reports' idempotency keys past their day go too (intake also deletes them as it goes).
     Then vacuum what they, and reports withdrawn since the last prune, left in the database's
     files: SQLite empties its write-ahead log, PostgreSQL runs VACUUM on the tables.
     """
@@ -162,8 +164,9 @@ def prune_command(full: bool) -> None:
     store = get_store()
     with store.writing() as session:
         deleted = prune(session, s.policies, s.now(), s.retention, s.threshold)
+        keys = forget_expired(session, s.now().astimezone(UTC).date())
     store.forget_deleted(PRUNED_TABLES, full=full)
-    click.echo(f"{deleted} events pruned (retention {s.retention.days} days)")
+    click.echo(f"{deleted} events pruned (retention {s.retention.days} days), {keys} expired idempotency keys")
 
 
 def init_app(app: Flask) -> None:

@@ -82,6 +82,11 @@ DEFAULTS: dict[str, Any] = {
     "QUICK_EXIT_WIPES": True,
     # How often an open map fetches its layers again, in seconds.
     "MAP_REFRESH_S": 60,
+    # A report the phone could not hand over (no connection, or the service answered 5xx, 408 or
+    # 429) is tried again after a random wait of up to this many milliseconds, doubled with each
+    # failure up to the cap (exponential backoff with full jitter), or as Retry-After asks.
+    "REPORT_RETRY_BASE_MS": 2000,
+    "REPORT_RETRY_MAX_MS": 300000,
     # How many events (the heaviest first) the map asks for per refresh: sized for 2G; the
     # status line says when more match, and the heat still counts them all.
     "MAP_EVENT_LIMIT": 400,

@@ -43,6 +43,7 @@ TABLES = (
     "login_sessions",
     "api_tokens",
     "districts",
+    "intake_keys",
 )
 
 

@@ -7,12 +7,13 @@ it on, free text. Never the true point, the precise time, or anything about the 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 from geoalchemy2 import Geometry
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    Date,
     DateTime,
     Float,
     ForeignKey,
@@ -299,6 +300,21 @@ class RoadEdge(Base):
     two_way: Mapped[bool] = mapped_column(Boolean)
     name: Mapped[str | None] = mapped_column(String(255), default=None)
     highway: Mapped[str] = mapped_column(String(40))
+
+
+class IntakeKey(Base):
+    """A report's idempotency key, kept while a resend may come, so that a resend is answered, not stored again.
+
+    Only a hash of the key, the receipt (report id and withdrawal code) sealed with a key derived
+    from the idempotency key, which only the sender holds (:mod:`mapsvc.store.intake_keys`), and
+    the day the row expires. Without the key, nothing here leads to a report.
+    """
+
+    __tablename__ = "intake_keys"
+
+    key_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    sealed_receipt: Mapped[str] = mapped_column(String(255))
+    expires_on: Mapped[date] = mapped_column(Date, index=True)
 
 
 class StoreVersion(Base):

@@ -27,7 +27,7 @@ from mapsvc.web import parse
 from mapsvc.web.identity import current_identity
 from mapsvc.web.openapi import openapi_document
 from mapsvc.web.readcache import Answer, read_cache, rounded_now
-from mapsvc.web.reporting import submit
+from mapsvc.web.reporting import take
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -99,11 +99,16 @@ def categories_body(s: Settings) -> dict[str, Any]:
 
 @bp.post("/reports")
 def create_report() -> Response:
-    """Take a report: check it, fuzz it, store it; answer with the withdrawal code."""
+    """Take a report: check it, fuzz it, store it; answer with the withdrawal code.
+
+    With an ``Idempotency-Key`` the store knows, the report was stored before: the answer is the
+    first one's, and nothing is stored again.
+    """
+    key = parse.idempotency_key(request.headers.get("Idempotency-Key"))
     data = request.get_json(silent=True)
     if not isinstance(data, dict):
         raise InvalidInput(_("the body must be a JSON object"), status=400)
-    receipt = submit(data, settings(), get_store())[1]
+    receipt = take(data, settings(), get_store(), key)[0]
     # Only what the reporter made: whether the report joined an event, and which, depends on
     # events the reporter may not see (a held one, a single attack, one inside its delay).
     body = {"id": receipt.report_id, "withdrawal_code": receipt.withdrawal_code}

@@ -103,11 +103,11 @@ def hash_static_urls(endpoint: str, values: dict[str, Any]) -> None:
 
 
 def cache_lifetimes(response: Response) -> Response:
-    """Cache hashed static assets for a year; ask pages to be revalidated."""
+    """Cache hashed static assets for a year; ask pages to be revalidated (a page may forbid storing itself)."""
     if request.endpoint == "static" and response.status_code in (200, 304):
         if request.args.get("v"):
             response.headers["Cache-Control"] = f"public, max-age={ONE_YEAR_S}, immutable"
-    elif response.mimetype == "text/html":
+    elif response.mimetype == "text/html" and response.headers.get("Cache-Control") != "no-store":
         response.headers["Cache-Control"] = "no-cache, private"
     return response
 

@@ -81,6 +81,11 @@ JS_STRINGS = {
     "sent_moderated": _l("Sent. Thank you: a moderator checks reports of this kind before they appear on the map."),
     "queued": _l("No connection now. Your report is saved on this phone and will be sent when you are online."),
     "queued_sent": _l("Your saved report was sent."),
+    "queued_busy": _l(
+        "The service cannot take reports just now. Your report is saved on this phone and will be sent by itself."
+    ),
+    "outbox_waiting": _l("Reports saved on this phone, waiting to be sent: {n}."),
+    "outbox_refused": _l("A report ({category}) was not accepted and will not be sent again: {error}"),
     "failed": _l("The report was not accepted: {error}"),
     "code": _l("Withdrawal code: {code}"),
     "withdraw": _l("Withdraw"),
@@ -118,6 +123,10 @@ def page_config(s: Settings) -> dict[str, Any]:
         "now": iso(s.now()),
         "refresh_s": int(current_app.config["MAP_REFRESH_S"]),
         "limit": int(current_app.config["MAP_EVENT_LIMIT"]),
+        "retry_ms": {
+            "base": int(current_app.config["REPORT_RETRY_BASE_MS"]),
+            "max": int(current_app.config["REPORT_RETRY_MAX_MS"]),
+        },
         "exit_url": current_app.config["QUICK_EXIT_URL"],
         "urls": {
             "layers": url_for("api.layers"),

@@ -37,6 +37,26 @@ def _error_responses(*codes: int) -> dict[str, Any]:
     }
 
 
+_RESEND_TEXT = (
+    "Send each report with a random `Idempotency-Key` (128 bits, made once for the report) and "
+    "send the same key with every try. A try with a key the service has stored a report under "
+    "stores nothing: it is answered 201 with the first try's body (the same `id` and "
+    "`withdrawal_code`), whatever its body says, after the same fixed answer time as a new "
+    "report. Two tries of one key at once store one report. The service keeps only a hash of "
+    "the key and the answer sealed with it, until no resend could be accepted any more "
+    "(`MAX_REPORT_AGE_DAYS` after the report's time bucket, and a day or two). Retry 5xx, 408 "
+    "and 429 answers, and lost connections, with the same key; any other 4xx is final."
+)
+
+_IDEMPOTENCY_KEY = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "description": "This report's random key, the same on every try; a malformed one is answered 400",
+    "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]{16,128}$", "minLength": 16, "maxLength": 128},
+}
+
+
 def _query(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
     return {"name": name, "in": "query", "required": False, "description": description, "schema": schema}
 
@@ -267,11 +287,16 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
             "/api/reports": {
                 "post": {
                     "summary": "Submit a report",
+                    "description": _RESEND_TEXT,
+                    "parameters": [_IDEMPOTENCY_KEY],
                     "requestBody": {
                         "required": True,
                         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/NewReport"}}},
                     },
-                    "responses": {"201": _ok("Stored, fuzzed", "ReportCreated"), **_error_responses(400, 413, 422)},
+                    "responses": {
+                        "201": _ok("Stored, fuzzed; or stored before under this Idempotency-Key", "ReportCreated"),
+                        **_error_responses(400, 413, 422),
+                    },
                 }
             },
             "/api/reports/{report_id}": {

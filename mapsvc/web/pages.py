@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import secrets
 
 from flask import Blueprint, current_app, render_template, request
 from flask_babel import gettext as _
@@ -13,10 +14,11 @@ from mapsvc.errors import InvalidInput, MapsvcError
 from mapsvc.settings import settings
 from mapsvc.store import get_store
 from mapsvc.store.events import withdraw_report
+from mapsvc.web import parse
 from mapsvc.web.delivery import csp_nonce
 from mapsvc.web.mapconfig import page_config, symbol
 from mapsvc.web.mapview import build_map, figure_of
-from mapsvc.web.reporting import submit
+from mapsvc.web.reporting import take
 
 bp = Blueprint("pages", __name__)
 
@@ -50,35 +52,53 @@ def folium_header(html: str, nonce: str) -> str:
     return re.sub(r"<(style|script)>", rf'<\1 nonce="{nonce}">', html)
 
 
-def _form_context(values: dict[str, str] | None = None, error: MapsvcError | None = None) -> dict:  # type: ignore[type-arg]
+def _form_context(
+    values: dict[str, str] | None = None, error: MapsvcError | None = None, key: str | None = None
+) -> dict:  # type: ignore[type-arg]
+    """Return what the form is rendered with; ``key`` is its report's idempotency key, new unless given."""
     return {
         "categories": list(settings().policies),
         "perpetrators": PERPETRATORS,
         "values": values or {},
         "error": error,
+        "key": key or secrets.token_urlsafe(16),
     }
 
 
 @bp.get("/report")
-def report_form() -> str:
-    """Show the plain report form."""
-    return render_template("report.html", **_form_context())
+def report_form() -> Response:
+    """Show the plain report form, with a new key for its report.
+
+    Not stored by the browser, so that going back to it fetches a form with a new key (a form
+    brought back with the key of a report already sent would be answered with that one's receipt).
+    """
+    response = Response(render_template("report.html", **_form_context()), mimetype="text/html")
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 @bp.post("/report")
 def report_submit() -> tuple[str, int]:
-    """Take a report from the plain form; the server fuzzes it."""
+    """Take a report from the plain form; the server fuzzes it.
+
+    The form carries a random key made when it was shown: sent twice (a double tap, a reload
+    after a lost answer), the report is stored once and both answers show the same receipt; the
+    second says that the form was sent before.
+    """
     values = {
         k: v
         for k, v in request.form.items()
         if k in {"category", "lat", "lon", "occurred_at", "perpetrator", "details"}
     }
+    key = None
     try:
-        report, receipt = submit(values, settings(), get_store())
+        key = parse.idempotency_key(request.form.get("key") or None, "key")
+        receipt, resent = take(values, settings(), get_store(), key)
     except MapsvcError as error:
-        return render_template("report.html", **_form_context(values, error)), error.status
-    moderated = settings().policies[report.category].premoderation
-    return render_template("report_done.html", report=report, receipt=receipt, moderated=moderated), 201
+        return render_template("report.html", **_form_context(values, error, key)), error.status
+    policy = settings().policies.get(values.get("category", ""))
+    moderated = policy is not None and policy.premoderation
+    return render_template("report_done.html", receipt=receipt, moderated=moderated, resent=resent), 201
 
 
 @bp.post("/report/withdraw")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, tzinfo
 from typing import Any
@@ -119,3 +120,18 @@ def integer(value: str | None, field: str, default: int, low: int, high: int) ->
     if not low <= number <= high:
         raise InvalidInput(_("%(field)s must lie between %(low)s and %(high)s", field=field, low=low, high=high), field)
     return number
+
+
+#: An idempotency key: 16 to 128 characters of the URL-safe base64 alphabet (hex fits too).
+IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9_-]{16,128}")
+
+
+def idempotency_key(value: str | None, field: str = "Idempotency-Key") -> str | None:
+    """Return an idempotency key if one was sent (None if not); a malformed one is refused with 400."""
+    if value is None:
+        return None
+    if not IDEMPOTENCY_KEY.fullmatch(value):
+        raise InvalidInput(
+            _("%(field)s must be 16 to 128 characters of A-Z, a-z, 0-9, _ and -", field=field), field, status=400
+        )
+    return value

@@ -6,12 +6,14 @@ Shared by the JSON API and the plain HTML form, so both apply exactly the same r
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from flask_babel import gettext as _
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from mapsvc.core.decay import floor_to_bucket
@@ -32,6 +34,7 @@ from mapsvc.store.events import (
     lock_category,
     record_report,
 )
+from mapsvc.store.intake_keys import KeptReceipt, forget_expired, recall, remember
 from mapsvc.web import parse
 from mapsvc.web.holds import is_burst
 from mapsvc.web.identity import current_identity
@@ -142,6 +145,20 @@ def standing(policy: CategoryPolicy) -> Standing:
     return Standing(trusted=trusted, hold=hold_for(policy, trusted, burst))
 
 
+@contextmanager
+def _answered_at_the_fixed_moment(settings: Settings) -> Iterator[None]:
+    """Hold the answer to a stored (or resent) report until ``INTAKE_ANSWER_MS`` after the request came.
+
+    Merging, reusing and drawing run the same statements, but an insert still costs more than an
+    update, and a resend answered from its key costs less than either: the answer waits for a
+    fixed moment. A refused report answers at once (the error leaves before the wait): its checks
+    read nothing stored.
+    """
+    started = time.monotonic()
+    yield
+    time.sleep(max(0.0, started + settings.intake_answer_s - time.monotonic()))
+
+
 def submit(data: Mapping[str, Any], settings: Settings, store: Store) -> tuple[PublishedReport, Receipt]:
     """Check, fuzz and store a report in one write transaction.
 
@@ -150,15 +167,68 @@ def submit(data: Mapping[str, Any], settings: Settings, store: Store) -> tuple[P
     starts would tell them when to move to another address, and a merge depends on events the
     reporter may not see.
     """
-    started = time.monotonic()
-    checked = check(data, settings)
-    with store.writing() as session:
-        stored = store_checked(session, checked, settings, standing(settings.policies[checked.category]))
-    # Merging, reusing and drawing run the same statements, but an insert still costs more than an
-    # update: the answer waits for a fixed moment (a refused report answers at once: its checks
-    # read nothing stored).
-    time.sleep(max(0.0, started + settings.intake_answer_s - time.monotonic()))
+    with _answered_at_the_fixed_moment(settings):
+        checked = check(data, settings)
+        with store.writing() as session:
+            stored = store_checked(session, checked, settings, standing(settings.policies[checked.category]))
     return stored
+
+
+def take(data: Mapping[str, Any], settings: Settings, store: Store, key: str | None = None) -> tuple[KeptReceipt, bool]:
+    """Take a report once: store it (as :func:`submit`), or answer a resend of its idempotency key.
+
+    A report sent with a key the store knows was stored before (the answer was lost on the way,
+    or the sender pressed twice): it is answered with the first one's receipt and stored no
+    second time, whatever its body says now (a resend a day later might be refused as too old).
+    Two sends of one key at once may both find no row and go on to store the report: the second
+    transaction to write the key's row breaks its primary key, rolls back (its report with it), and
+    is answered with the first one's receipt. Returns the receipt and whether it is a resend's.
+    """
+    with _answered_at_the_fixed_moment(settings):
+        kept = _recalled(store, key)
+        resent = kept is not None
+        if kept is None:
+            kept, resent = _store_once(data, settings, store, key)
+    return kept, resent
+
+
+def _recalled(store: Store, key: str | None) -> KeptReceipt | None:
+    if key is None:
+        return None
+    with store.reader() as session:
+        return recall(session, key)
+
+
+def _store_once(data: Mapping[str, Any], settings: Settings, store: Store, key: str | None) -> tuple[KeptReceipt, bool]:
+    """Store a report and its key's row in one transaction, both or neither; or find the send that came first."""
+    checked = check(data, settings)
+    policy = settings.policies[checked.category]
+    today = settings.now().astimezone(UTC).date()
+    try:
+        with store.writing() as session:
+            receipt = store_checked(session, checked, settings, standing(policy))[1]
+            kept = KeptReceipt(report_id=receipt.report_id, withdrawal_code=receipt.withdrawal_code)
+            if key is not None:
+                remember(session, key, kept, resends_end(checked.bucket_start, policy, settings))
+                forget_expired(session, today)
+    except IntegrityError:
+        kept_before = _recalled(store, key)
+        if kept_before is None:
+            raise
+        return kept_before, True
+    return kept, False
+
+
+def resends_end(bucket_start: datetime, policy: CategoryPolicy, settings: Settings) -> date:
+    """Return the first UTC day on which no resend of a report of this bucket can be accepted any more.
+
+    A resend is accepted while its time is no older than ``MAX_REPORT_AGE_DAYS``; the time it
+    says lies before the bucket's end plus the clock skew allowed (a report of the future is
+    filed under now's bucket). So from the day after that moment plus the age, every resend of
+    the report would be refused as too old, and its key is no longer needed.
+    """
+    last = bucket_start + timedelta(seconds=policy.bucket_s) + settings.clock_skew + settings.max_report_age
+    return last.astimezone(UTC).date() + timedelta(days=1)
 
 
 def store_checked(

@@ -38,10 +38,11 @@ OLD_QUEUED = {
 }
 OLD_RECEIPT = {"id": "r-old", "code": "c-old", "category": "raid", "at": "2026-06-15T13:47:12.345Z"}
 
-#: The seeded word stream's seed, restarted on every page load. Its draws move the reports' points
-#: 150 m to 400 m, so a stored point within 50 m of a true one could only be a leak; and the first
-#: raid lands within the reuse distance, so the second raid from the same place reuses it.
-SEED = 1
+#: The seeded word stream's seed, restarted on every page load. Its draws (and the reports' keys,
+#: which take words from the same stream) move the points so that every true place lies 227 m or
+#: more from every kept point, so a stored point within 50 m of a true one could only be a leak; and
+#: the first raid lands within the reuse distance, so the second raid from the same place reuses it.
+SEED = 4
 
 DUMP = """() => {
   const keys = (s) => Array.from({length: s.length}, (_, i) => s.key(i));
@@ -139,7 +140,9 @@ def test_the_phone_keeps_no_true_place_and_no_precise_time(page, service, watche
         r for r in watched["requests"] if r.method == "POST" and r.url.endswith("/api/reports") and not r.failure
     ]
     sent = [(r.post_data_json["lat"], r.post_data_json["lon"]) for r in delivered]
-    assert sent == [shown["raid"], shown["raid"], shown["checkpoint"]]  # the same place, the same point
+    # The report the old version saved goes first, as soon as the service answers; then the same
+    # place, the same point.
+    assert sent == [(OLD_QUEUED["lat"], OLD_QUEUED["lon"]), shown["raid"], shown["raid"], shown["checkpoint"]]
     assert json.loads(local["mapsvc.published"]) == {
         c: [{"lat": shown[c][0], "lon": shown[c][1]}] for c in ("raid", "checkpoint", "detention")
     }
@@ -156,26 +159,27 @@ def test_the_phone_keeps_no_true_place_and_no_precise_time(page, service, watche
     # No time finer than a day in the receipts, and the queue's times floored to their buckets.
     assert not re.search(r"\d{10,}", text)  # no millisecond or second timestamps
     receipts = json.loads(local["mapsvc.mine"])
-    assert receipts[0]["id"] == "r-old" and len(receipts) == 4  # the old receipt, and three new ones
+    assert receipts[0]["id"] == "r-old" and len(receipts) == 5  # the old receipt, the old queued report's, three new
     # The person still sees which reports they can withdraw, by day.
     page.click("[data-cancel]")
     page.click("#options summary")
     listed = page.locator("#my-reports-list li").all_inner_texts()
-    assert [item.removesuffix(" Withdraw").strip() for item in listed[1:]] == ["Raid, today"] * 2 + [
-        "Checkpoint, today"
-    ]
+    assert [item.removesuffix(" Withdraw").strip() for item in listed[1:]] == ["Patrol, today"] + [
+        "Raid, today"
+    ] * 2 + ["Checkpoint, today"]
     assert all(
         set(r) <= {"id", "code", "category", "day"} and re.fullmatch(r"\d{4}-\d\d-\d\d", r["day"]) for r in receipts
     )
     queued = json.loads(local["mapsvc.queue"])
-    assert [q["category"] for q in queued] == ["patrol", "detention"]
+    assert [q["category"] for q in queued] == ["detention"]
     for q in queued:
         seconds = datetime.fromisoformat(q["occurred_at"]).timestamp()
         assert seconds % DEFAULT_POLICIES[q["category"]].bucket_s == 0, q
     assert {t[-8:] for t in re.findall(r"T\d\d:\d\d:\d\d", text)} <= {"00:00:00", "19:00:00"}
     # What left the phone (or tried to) carried no precise time either.
-    tried = posted_reports(watched)  # the old queued report, three sent, the detention
-    assert len(tried) == 5 and all(r["occurred_at"].endswith(":00:00Z") for r in tried)
+    # The old queued report (twice), three new ones, the detention (and any retries of it by now).
+    tried = posted_reports(watched)
+    assert len(tried) >= 6 and all(r["occurred_at"].endswith(":00:00Z") for r in tried)
 
 
 def test_the_oldest_published_point_within_reach_is_reused_not_the_nearest(page, service):

@@ -150,7 +150,10 @@ def test_a_saved_report_the_service_refuses_is_not_dropped_silently(page, contex
     page.route("**/api/reports", lambda route: route.fulfill(status=422, json=refusal))
     context.set_offline(False)
     page.wait_for_function("() => JSON.parse(localStorage.getItem('mapsvc.queue') || '[]').length === 0")
-    assert page.inner_text("#map-status") == "The report was not accepted: " + refusal["error"]
+    assert page.inner_text("[data-message=done]") == "The report was not accepted: " + refusal["error"]
+    # On the map too, until the person dismisses it (tests/browser/test_phone_queue.py).
+    said = "A report (Patrol) was not accepted and will not be sent again: " + refusal["error"]
+    assert page.inner_text("#outbox-refused-list") == said
 
 
 def test_quick_exit_replaces_the_page(page, service):
