@@ -71,6 +71,8 @@ def _moment(text: str, *, end: bool) -> datetime:
         except ValueError:
             pass
         else:
+            with bad_request():
+                parse.in_years(day, "datetime")
             start = datetime.combine(day, time(), UTC)
             return start + timedelta(days=1, microseconds=-1) if end else start
     with bad_request():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, date, datetime, tzinfo
 from typing import Any
 
 from flask_babel import gettext as _
@@ -30,8 +30,17 @@ def coordinate(value: Any, field: str, low: float, high: float) -> float:
     return number
 
 
+#: The years a written moment may have: every date-time a client sends must lie in them (on its own
+#: clock, before any offset), so that adding a day, an offset or a retention period never leaves
+#: the years Python can hold (1 to 9999), and the database's types hold every result.
+YEARS = (1970, 2999)
+
+
 def moment(value: Any, field: str, zone: tzinfo = UTC) -> datetime:
-    """Return an aware UTC datetime from an ISO 8601 string; one without offset is in ``zone``."""
+    """Return an aware UTC datetime from an ISO 8601 string; one without offset is in ``zone``.
+
+    Only moments written in the years of :data:`YEARS` are accepted.
+    """
     if not isinstance(value, str) or not value.strip():
         raise InvalidInput(_("%(field)s must be an ISO 8601 date-time", field=field), field)
     text = value.strip()
@@ -41,9 +50,19 @@ def moment(value: Any, field: str, zone: tzinfo = UTC) -> datetime:
         parsed = datetime.fromisoformat(text)
     except ValueError:
         raise InvalidInput(_("%(field)s must be an ISO 8601 date-time", field=field), field) from None
+    in_years(parsed, field)
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=zone)
     return parsed.astimezone(UTC)
+
+
+def in_years(written: datetime | date, field: str) -> None:
+    """Refuse a moment or a day written outside the years of :data:`YEARS`."""
+    if not YEARS[0] <= written.year <= YEARS[1]:
+        raise InvalidInput(
+            _("%(field)s must lie in the years %(first)s to %(last)s", field=field, first=YEARS[0], last=YEARS[1]),
+            field,
+        )
 
 
 def choice(value: Any, field: str, allowed: Iterable[str], default: str | None = None) -> str:
