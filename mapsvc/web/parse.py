@@ -15,14 +15,19 @@ from mapsvc.errors import InvalidInput
 
 def coordinate(value: Any, field: str, low: float, high: float) -> float:
     """Return a finite number in [low, high] from JSON or form input."""
-    if isinstance(value, bool) or value is None or value == "":
+    if value is None or value == "":
         raise InvalidInput(_("%(field)s is required and must be a number", field=field), field)
+    if isinstance(value, bool):
+        raise InvalidInput(_("%(field)s must be a number", field=field), field)
     try:
         number = float(value)
     except (TypeError, ValueError):
         raise InvalidInput(_("%(field)s must be a number", field=field), field) from None
-    if not math.isfinite(number):
-        raise InvalidInput(_("%(field)s must be a finite number", field=field), field)
+    except OverflowError:  # a whole number too large for a float: out of any range
+        number = math.inf if value > 0 else -math.inf
+    else:
+        if not math.isfinite(number):
+            raise InvalidInput(_("%(field)s must be a finite number", field=field), field)
     if not low <= number <= high:
         raise InvalidInput(
             _("%(field)s must lie between %(low)s and %(high)s", field=field, low=f"{low:g}", high=f"{high:g}"), field
@@ -127,6 +132,17 @@ def categories(value: str | None, policies: Mapping[str, CategoryPolicy]) -> lis
     return [policies[name] for name in dict.fromkeys(names)]
 
 
+def _integral(text: str, field: str) -> int:
+    """Return a whole number written as a decimal ("5.0", "5e0": JSON Schema's integers are these too)."""
+    try:
+        number = float(text)
+    except ValueError:
+        number = math.nan
+    if not number.is_integer():  # NaN and infinities are not
+        raise InvalidInput(_("%(field)s must be a whole number", field=field), field)
+    return int(number)
+
+
 def integer(value: str | None, field: str, default: int, low: int, high: int) -> int:
     """Return an integer in [low, high], or the default when absent."""
     if value in (None, ""):
@@ -134,7 +150,7 @@ def integer(value: str | None, field: str, default: int, low: int, high: int) ->
     try:
         number = int(str(value))
     except ValueError:
-        raise InvalidInput(_("%(field)s must be a whole number", field=field), field) from None
+        number = _integral(str(value), field)
     if not low <= number <= high:
         raise InvalidInput(_("%(field)s must lie between %(low)s and %(high)s", field=field, low=low, high=high), field)
     return number
