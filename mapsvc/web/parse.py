@@ -10,6 +10,7 @@ from typing import Any
 from flask_babel import gettext as _
 
 from mapsvc.core.policy import CategoryPolicy
+from mapsvc.core.text import refused_characters
 from mapsvc.errors import InvalidInput
 
 
@@ -86,10 +87,14 @@ def text(value: Any, field: str, max_length: int) -> str | None:
         return None
     if not isinstance(value, str):
         raise InvalidInput(_("%(field)s must be text", field=field), field)
-    stripped = value.strip()
-    if len(stripped) > max_length:
+    # Checked as sent, before stripping, as the OpenAPI documents say.
+    if refused_characters(value):
+        raise InvalidInput(
+            _("%(field)s must not hold control characters or broken Unicode (lone surrogates)", field=field), field
+        )
+    if len(value) > max_length:
         raise InvalidInput(_("%(field)s must be at most %(n)s characters", field=field, n=max_length), field)
-    return stripped or None
+    return value.strip() or None
 
 
 def flag(value: Any, field: str) -> bool:
