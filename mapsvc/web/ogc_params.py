@@ -22,6 +22,9 @@ COMMON = frozenset({"f", "lang"})
 #: Parameters of the items endpoint.
 ITEMS = COMMON | {"bbox", "datetime", "limit", "offset"}
 
+#: The largest ``offset`` accepted.
+OFFSET_MAX = 10**9
+
 #: The open end of an interval, in either spelling the standard allows.
 OPEN = ("", "..")
 
