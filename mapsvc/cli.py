@@ -89,7 +89,7 @@ def serve(host: str, port: int, workers: int, threads: int) -> None:
                 "workers": workers,
                 "threads": threads,
                 "accesslog": None,
-                "worker_class": "gthread",
+                "worker_class": "mapsvc.serving.JsonErrorWorker",  # gthread, its own errors in JSON
                 "post_fork": lambda _server, _worker: store.engine.dispose(close=False),
             }.items():
                 self.cfg.set(key, value)

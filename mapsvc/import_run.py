@@ -149,6 +149,10 @@ def _moment(cols: _Columns, cells: Sequence[str]) -> datetime:
     except ValueError:
         expected = cols.mapping.time_format or "ISO 8601, e.g. 2024-05-01 22:30:00"
         raise _RowProblem(column, f"the time is not a date and time ({expected})") from None
+    try:
+        parse.in_years(parsed, "time")
+    except InvalidInput as exc:
+        raise _RowProblem(column, exc.message) from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=cols.zone)
     return parsed.astimezone(UTC)

@@ -20,7 +20,8 @@ from mapsvc import create_app
 from mapsvc.core.policy import DEFAULT_POLICIES
 from mapsvc.core.roles import Role
 from mapsvc.store.accounts import create_account
-from mapsvc.store.models import Event, Report
+from mapsvc.store.logins import make_token
+from mapsvc.store.models import Account, Event, Report
 from mapsvc.web.sessions import account_policy
 from tests.conftest import BISHKEK, TOTP_KEY, Clock
 from tests.databases import PostgisDatabases, SqliteDatabases
@@ -181,6 +182,16 @@ def make_account(app: Flask, role: Role | str, username: str | None = None, pass
             session, username or f"{role.value}-1", password, role, datetime.now(UTC), account_policy()
         )
         return account.id
+
+
+def make_api_token(app: Flask, role: Role | str, username: str | None = None) -> str:
+    """Create an account of ``role`` and an API token of the same role for it; return the token."""
+    role = Role(role)
+    username = username or f"{role.value}-token-owner"
+    make_account(app, role, username)
+    with app.app_context(), app.extensions["mapsvc.store"].writing() as session:
+        owner = session.scalars(select(Account).where(Account.username == username)).one()
+        return make_token(session, owner, "tests", role, datetime.now(UTC))
 
 
 def page_csrf_token(client: FlaskClient, path: str = "/report") -> str:

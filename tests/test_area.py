@@ -192,3 +192,32 @@ def test_clamp_is_stable():
     points = np.array([area.clamp(lat, lon) for lat, lon in outside_points(area, 50, seed=3)])
     again = np.array([area.clamp(lat, lon) for lat, lon in points])
     np.testing.assert_array_equal(points, again)
+
+
+# --- near the area (points fuzzed on the device) ------------------------------------------------
+
+
+def test_widened_bounds_reach_at_least_the_margin_everywhere():
+    area = ServiceArea.from_config("bishkek")
+    west, south, east, north = area.widened_bounds(1000)
+
+    assert geodesic_distance_m(north, 74.6, 42.93, 74.6) >= 1000
+    assert geodesic_distance_m(42.93, east, 42.93, 74.72) >= 1000  # the northern edge: the narrowest degree
+    assert north - 42.93 < 0.01 and east - 74.72 < 0.02  # and not much more
+    assert (west, south) == (74.45 - (east - 74.72), 42.80 - (north - 42.93))
+
+
+def test_near_a_box_is_its_widened_box_corners_included():
+    area = ServiceArea.from_config("bishkek")
+    west, south, east, north = area.widened_bounds(1000)
+
+    assert area.near(north, east, 1000) and area.near(south, west, 1000)
+    assert not area.near(north + 1e-9, 74.6, 1000) and not area.near(42.85, east + 1e-9, 1000)
+
+
+def test_near_a_polygon_is_within_the_margin_of_it():
+    area = ServiceArea.from_config(L_SHAPE)  # the north-east quarter of the box is outside
+
+    assert area.near(42.8746, 74.5698, 1000)
+    assert area.near(42.865, 74.65, 1000)  # about 560 m north of the inner edge at 42.86
+    assert not area.near(42.92, 74.70, 1000)  # in the box's missing quarter, far from the area

@@ -185,3 +185,76 @@ def test_document_lists_the_configured_categories(app, document):
     assert document["components"]["schemas"]["NewReport"]["properties"]["category"]["enum"] == list(
         app.extensions["mapsvc.settings"].policies
     )
+
+
+def _request_validator(document, path: str, method: str) -> Draft202012Validator:
+    schema = document["paths"][path][method]["requestBody"]["content"]["application/json"]["schema"]
+    registry = Registry().with_resource(DOCUMENT_URI, DRAFT202012.create_resource(document))
+    if "$ref" in schema:
+        schema = {"$ref": DOCUMENT_URI + schema["$ref"]}
+    return Draft202012Validator(schema, registry=registry)
+
+
+#: Report bodies, and whether intake takes them: the schema must say the same of each.
+REPORT_PLACES = {
+    "in the area": ({"category": "checkpoint", "lat": 42.8746, "lon": 74.5698}, True),
+    "at 0,0": ({"category": "checkpoint", "lat": 0, "lon": 0}, False),
+    "on the area's corner": ({"category": "checkpoint", "lat": 42.93, "lon": 74.72}, True),
+    "just north, fuzzed by the server": ({"category": "checkpoint", "lat": 42.935, "lon": 74.6}, False),
+    "just north, fuzzed on the device": (
+        {"category": "checkpoint", "lat": 42.935, "lon": 74.6, "fuzzed_on_device": True},
+        True,
+    ),
+    "past a checkpoint's reach, fuzzed on the device": (
+        {"category": "checkpoint", "lat": 42.96, "lon": 74.6, "fuzzed_on_device": True},
+        False,
+    ),
+    "within a raid's reach, fuzzed on the device": (
+        {"category": "raid", "lat": 42.96, "lon": 74.6, "fuzzed_on_device": True},
+        True,
+    ),
+    "a control character in details": (
+        {"category": "checkpoint", "lat": 42.8746, "lon": 74.5698, "details": "a\x07b"},
+        False,
+    ),
+}
+
+
+@pytest.mark.parametrize(("body", "taken"), list(REPORT_PLACES.values()), ids=list(REPORT_PLACES))
+def test_report_schema_takes_what_intake_takes(client, document, body, taken):
+    valid = _request_validator(document, "/api/reports", "post").is_valid(body)
+
+    response = client.post("/api/reports", json=body)
+
+    assert (valid, response.status_code == 201) == (taken, taken), response.get_json()
+
+
+def test_documented_history_is_what_at_may_reach(app, client, document):
+    at = next(p for p in document["paths"]["/api/layers"]["get"]["parameters"] if p["name"] == "at")
+    days = int(re.search(r"about (\d+) days", at["schema"]["description"]).group(1))
+    s = app.extensions["mapsvc.settings"]
+
+    def status(before_now: timedelta) -> int:
+        return client.get("/api/layers", query_string={"at": (s.now() - before_now).isoformat()}).status_code
+
+    assert status(timedelta(days=days)) == 200
+    assert status(timedelta(days=days + 1)) == 400
+
+
+def test_withdrawal_code_is_documented_as_not_empty(client, document):
+    header = document["paths"]["/api/reports/{report_id}"]["delete"]["parameters"][1]
+    assert header["name"] == "X-Withdrawal-Code" and header["schema"]["minLength"] == 1
+
+    response = client.delete("/api/reports/nothing-here", json={"withdrawal_code": ""})
+
+    assert response.status_code == 400
+    assert response.get_json()["field"] == "withdrawal_code"
+
+
+def test_every_operation_documents_its_limits_and_failures(document):
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            codes = set(operation["responses"])
+            assert {"401", "503"} <= codes, (path, method)
+            if "requestBody" in operation:
+                assert {"400", "413", "415"} <= codes, (path, method)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +17,10 @@ from mapsvc.core.fuzz import round_coordinate
 #: Clamped points are moved this far inside the boundary, so that rounding to 4 decimals
 #: (at most about 8 m) cannot push them back out.
 CLAMP_MARGIN_M = 20.0
+
+#: The fewest metres in a degree of latitude (at the equator; a degree of longitude there has more), so
+#: that a margin of so many degrees is at least as many metres everywhere.
+METRES_PER_DEGREE = 110_574.0
 
 
 @dataclass(frozen=True)
@@ -66,6 +71,7 @@ class ServiceArea:
         self._metric = shapely.transform(geometry, self._to_metric, interleaved=False)  # type: ignore[arg-type]
         inner = self._metric.buffer(-CLAMP_MARGIN_M)
         self._inner_metric = inner if not inner.is_empty else self._metric
+        self.is_box = bool(geometry.equals(box(*geometry.bounds)))
 
     @classmethod
     def from_config(cls, value: Any) -> ServiceArea:
@@ -100,6 +106,29 @@ class ServiceArea:
             return 0.0
         x, y = self._to_metric(lon, lat)
         return float(self._metric.distance(Point(x, y)))
+
+    def widened_bounds(self, margin_m: float) -> tuple[float, float, float, float]:
+        """Return (min lon, min lat, max lon, max lat) widened by about ``margin_m`` metres on each side.
+
+        In degrees, so that clients can be told them exactly: the longitude margin is that of the
+        latitude nearest a pole, so it is at least ``margin_m`` everywhere.
+        """
+        west, south, east, north = self.bounds
+        dlat = margin_m / METRES_PER_DEGREE
+        polar = min(max(abs(south), abs(north)) + dlat, 89.0)
+        dlon = dlat / math.cos(math.radians(polar))
+        return (max(west - dlon, -180.0), max(south - dlat, -90.0), min(east + dlon, 180.0), min(north + dlat, 90.0))
+
+    def near(self, lat: float, lon: float, margin_m: float) -> bool:
+        """Return whether the point lies within ``margin_m`` of the area.
+
+        Within :meth:`widened_bounds` (square corners: a box area's rule is a box); for an area
+        that is not a box, also no further than ``margin_m`` from it.
+        """
+        west, south, east, north = self.widened_bounds(margin_m)
+        if not (south <= lat <= north and west <= lon <= east):
+            return False
+        return self.is_box or self.distance_m(lat, lon) <= margin_m
 
     def clamp(self, lat: float, lon: float) -> tuple[float, float]:
         """Return the published point: rounded, and moved inside the area if it fell outside.

@@ -25,6 +25,7 @@ from shapely.geometry.base import BaseGeometry
 
 from mapsvc.core.boundary_files import DistrictFileError as DistrictFileError  # callers catch it from here
 from mapsvc.core.boundary_files import read_boundaries, read_bounded
+from mapsvc.core.text import refused_characters
 
 #: Most districts a file may hold.
 MAX_DISTRICTS = 2000
@@ -98,6 +99,8 @@ def _names(raw_names: list[object], name_field: str) -> list[str]:
         name = "" if raw is None else str(raw).strip()
         if not name or name == "nan":
             raise DistrictFileError(f"feature {row}: the field {name_field!r} is empty")
+        if refused_characters(name, lines=False):
+            raise DistrictFileError(f"feature {row}: the name holds control characters or broken Unicode")
         if len(name) > NAME_MAX_LENGTH:
             raise DistrictFileError(f"feature {row}: the name is longer than {NAME_MAX_LENGTH} characters")
         if name in seen:

@@ -14,6 +14,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from mapsvc.core.roles import Role
+from mapsvc.core.text import refused_characters
 from mapsvc.errors import InvalidInput, NotFound
 from mapsvc.store.accounts import MINUTE, role_within, round_up, secret_hash, to_hour
 from mapsvc.store.models import Account, ApiToken, LoginSession
@@ -83,6 +84,10 @@ def make_token(session: Session, owner: Account, name: str, role: Role, now: dat
     name = (name or "").strip()
     if not 1 <= len(name) <= 80:
         raise InvalidInput(_("name must be 1 to 80 characters long"), "name")
+    if refused_characters(name, lines=False):
+        raise InvalidInput(
+            _("%(field)s must not hold control characters or broken Unicode (lone surrogates)", field="name"), "name"
+        )
     if role is Role.ANONYMOUS or not role_within(role, Role(owner.role)):
         raise InvalidInput(_("a token's role can do no more than its owner's"), "role")
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)

@@ -224,6 +224,7 @@ def merge(session: Session, who: Moderator, public_id: str, other_id: str) -> Qu
     approves the pending one.
     """
     if other_id == public_id:
+        _locked(session, [public_id])  # an unknown event is not found, whatever else is wrong
         raise InvalidInput(_("an event cannot be merged into itself"), "other")
     kept, other = _locked(session, [public_id, other_id])
     _refuse_rejected(kept)

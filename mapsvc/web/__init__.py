@@ -16,6 +16,7 @@ def init_app(app: Flask) -> None:
         errors,
         guessing,
         holds,
+        inputs,
         limits,
         moderate,
         moderation,
@@ -50,6 +51,7 @@ def init_app(app: Flask) -> None:
     sessions.init_app(app)
     permissions.init_app(app)
     app.before_request(sessions.check_csrf)
+    app.before_request(inputs.refuse_unstorable_parameters)
     errors.init_app(app)
     readcache.init_app(app)
     tiles.init_app(app)

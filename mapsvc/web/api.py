@@ -23,7 +23,7 @@ from mapsvc.settings import Settings, settings
 from mapsvc.store import get_store
 from mapsvc.store.events import LayerQuery, layer_events, oldest_readable, withdraw_report
 from mapsvc.store.heat import HeatQuery, read_atoms
-from mapsvc.web import parse
+from mapsvc.web import inputs, parse
 from mapsvc.web.identity import current_identity
 from mapsvc.web.openapi import openapi_document
 from mapsvc.web.readcache import Answer, read_cache, rounded_now
@@ -105,10 +105,7 @@ def create_report() -> Response:
     first one's, and nothing is stored again.
     """
     key = parse.idempotency_key(request.headers.get("Idempotency-Key"))
-    data = request.get_json(silent=True)
-    if not isinstance(data, dict):
-        raise InvalidInput(_("the body must be a JSON object"), status=400)
-    receipt = take(data, settings(), get_store(), key)[0]
+    receipt = take(inputs.json_object(), settings(), get_store(), key)[0]
     # Only what the reporter made: whether the report joined an event, and which, depends on
     # events the reporter may not see (a held one, a single attack, one inside its delay).
     body = {"id": receipt.report_id, "withdrawal_code": receipt.withdrawal_code}
@@ -120,8 +117,8 @@ def create_report() -> Response:
 @bp.delete("/reports/<report_id>")
 def delete_report(report_id: str) -> Response:
     """Withdraw a report with its code (JSON body or ``X-Withdrawal-Code`` header)."""
-    data = request.get_json(silent=True) or {}
-    code = request.headers.get("X-Withdrawal-Code") or (data.get("withdrawal_code") if isinstance(data, dict) else None)
+    data = inputs.json_object(optional=True)
+    code = request.headers.get("X-Withdrawal-Code") or data.get("withdrawal_code")
     if not isinstance(code, str) or not code:
         raise InvalidInput(_("withdrawal_code is required"), "withdrawal_code", status=400)
     s = settings()

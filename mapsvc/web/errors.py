@@ -45,14 +45,15 @@ def handle_unavailable(error: DatabaseUnavailable) -> tuple[Response | str, int,
     return body, status, {"Retry-After": "5", "Cache-Control": "no-store"}
 
 
-def handle_http_error(error: HTTPException) -> tuple[Response | str, int]:
-    """Answer werkzeug's errors (404, 405, 413, ...) in the client's format."""
+def handle_http_error(error: HTTPException) -> tuple[Response | str, int, list[tuple[str, str]]]:
+    """Answer werkzeug's errors (404, 405, 413, ...) in the client's format, with their headers (405's Allow)."""
     messages = {
         413: _("the request body is too large"),
         429: _("too many requests from this connection; wait a little and try again"),
     }
     status = error.code or 500
-    return _reply(messages.get(status, error.description or error.name), status)
+    headers = [(name, value) for name, value in error.get_headers() if name.lower() != "content-type"]
+    return (*_reply(messages.get(status, error.description or error.name), status), headers)
 
 
 def handle_unexpected(error: Exception) -> tuple[Response | str, int] | tuple[Response | str, int, dict[str, str]]:

@@ -191,7 +191,7 @@ class HideLimitKeys(logging.Filter):
 
 def too_many_requests(error: RateLimitExceeded) -> tuple[Response | str, int, dict[str, str]]:
     """Answer 429 in the client's format, saying in how many seconds the limit's window ends."""
-    body, status = handle_http_error(error)
+    body, status, _headers = handle_http_error(error)
     now = time.time()
     _, end = windows.window_of(error.limit.limit, now)
     return body, status, {"Retry-After": str(max(1, math.ceil(end - now)))}

@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from datetime import timedelta
 from typing import Any
 
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, current_app
 from flask_babel import gettext as _
 
 from mapsvc.core.roles import Capability
@@ -19,6 +19,7 @@ from mapsvc.errors import Forbidden, InvalidInput
 from mapsvc.settings import settings
 from mapsvc.store import get_store
 from mapsvc.store import moderation as store
+from mapsvc.web import inputs
 from mapsvc.web.api import iso, json_response
 from mapsvc.web.identity import current_identity
 
@@ -113,11 +114,7 @@ def event(event_id: str) -> Response:
 
 
 def _post(action: str, event_id: str, status: int = 200) -> Response:
-    data = request.get_json(silent=True)
-    if data is None and ACTIONS[action][1] is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise InvalidInput(_("the body must be a JSON object"), status=400)
+    data = inputs.json_object(optional=ACTIONS[action][1] is None)
     return _private(json_response(event_body(act(action, event_id, data)), status))
 
 

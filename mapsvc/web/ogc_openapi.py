@@ -10,6 +10,8 @@ from typing import Any
 
 from mapsvc.core.policy import PERPETRATORS
 from mapsvc.settings import Settings
+from mapsvc.web.ogc_params import OFFSET_MAX
+from mapsvc.web.openapi_values import NO_NUL
 
 OPENAPI_MEDIA_TYPE = "application/vnd.oai.openapi+json;version=3.0"
 
@@ -35,8 +37,30 @@ def _param(name: str, where: str, description: str, schema: dict[str, Any], requ
     return {"name": name, "in": where, "required": required, "description": description, "schema": schema}
 
 
-_F = _param("f", "query", "answer format (default: by the Accept header)", {"type": "string", "enum": ["json", "html"]})
-_LANG = _param("lang", "query", "language of the titles: en, ru or ky", {"type": "string"})
+_F = {
+    **_param(
+        "f",
+        "query",
+        "answer format (absent or empty: by the Accept header)",
+        {"type": "string", "enum": ["json", "html"]},
+    ),
+    "allowEmptyValue": True,
+}
+_LANG = _param(
+    "lang",
+    "query",
+    "language of the titles: en, ru or ky (anything else: by the Accept-Language header)",
+    {"type": "string"},
+)
+
+#: One end of a ``datetime`` interval, or an instant: an RFC 3339 date-time (UTC without an offset) or a
+#: date (its first moment at a start, its last at an end), written in the years parse.YEARS allows.
+_MOMENT = (
+    "(19[7-9][0-9]|2[0-9]{3})-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])"
+    "(T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]+)?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])?)?"
+)
+#: ``datetime``: an instant, or an interval whose ends may be open (".." or nothing).
+DATETIME_PATTERN = f"^({_MOMENT}|({_MOMENT}|\\.\\.)?/({_MOMENT}|\\.\\.)?)$"
 
 
 def _ok(description: str, schema: dict[str, Any], media: str = "application/json") -> dict[str, Any]:
@@ -47,13 +71,22 @@ def _ok(description: str, schema: dict[str, Any], media: str = "application/json
 
 
 def _errors(*codes: int) -> dict[str, Any]:
-    text = {400: "A query parameter is unknown or invalid", 404: "No such collection or feature"}
+    """Return the documented error answers: ``codes``, and those of every operation (400, 429, 503)."""
+    text = {
+        400: "A query parameter is unknown or invalid; the answer names it",
+        404: "No such collection or feature",
+        429: "Too many requests from this address; retry after the Retry-After seconds",
+        503: "The database is unreachable or busy; retry after the Retry-After seconds",
+    }
     return {
         str(code): {
             "description": text[code],
-            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/exception"}}},
+            "content": {
+                "application/json": {"schema": {"$ref": "#/components/schemas/exception"}},
+                "text/html": {"schema": {"type": "string"}},
+            },
         }
-        for code in codes
+        for code in sorted({*codes, 400, 429, 503})
     }
 
 
@@ -92,51 +125,89 @@ def _paths(settings: Settings, categories: list[str]) -> dict[str, Any]:
         collection_id,
         {
             **_param(
-                "bbox", "query", "minLon,minLat,maxLon,maxLat (CRS84)", {"type": "array", "items": {"type": "number"}}
+                "bbox",
+                "query",
+                "minLon,minLat,maxLon,maxLat (CRS84), or the same with a height after each corner (ignored): "
+                "longitudes from -180 to 180, latitudes from -90 to 90, each minimum smaller than its maximum "
+                "(absent or empty: the service area)",
+                {
+                    "type": "array",
+                    "items": {"type": "number", "minimum": -180, "maximum": 180},
+                    "minItems": 4,
+                    "maxItems": 6,
+                },
             ),
             "style": "form",
             "explode": False,
+            "allowEmptyValue": True,
         },
         _param(
             "datetime",
             "query",
-            "an instant or start/end (.. for an open end): events whose time bucket meets it; "
-            "without it, the events on the map now",
-            {"type": "string"},
+            "an instant or start/end (.. or nothing for an open end; an end not before the start): events "
+            "whose time bucket meets it; without it, the events on the map now",
+            {"type": "string", "pattern": DATETIME_PATTERN},
         ),
-        _param(
-            "limit",
-            "query",
-            "most features in the page",
-            {
-                "type": "integer",
-                "minimum": 1,
-                "maximum": settings.layer_limit_max,
-                "default": settings.layer_limit_default,
-            },
-        ),
-        _param("offset", "query", "features skipped before the page", {"type": "integer", "minimum": 0, "default": 0}),
+        {
+            **_param(
+                "limit",
+                "query",
+                "most features in the page (empty: the default)",
+                {
+                    "type": "integer",
+                    "minimum": 1,
+                    "maximum": settings.layer_limit_max,
+                    "default": settings.layer_limit_default,
+                },
+            ),
+            "allowEmptyValue": True,
+        },
+        {
+            **_param(
+                "offset",
+                "query",
+                "features skipped before the page (empty: 0)",
+                {"type": "integer", "minimum": 0, "maximum": OFFSET_MAX, "default": 0},
+            ),
+            "allowEmptyValue": True,
+        },
         _F,
         _LANG,
     ]
     anything = {"type": "object"}
     return {
         "/": {
-            "get": {"summary": "Landing page", "parameters": [_F, _LANG], "responses": {"200": _ok("Links", anything)}}
+            "get": {
+                "summary": "Landing page",
+                "parameters": [_F, _LANG],
+                "responses": {"200": _ok("Links", anything), **_errors()},
+            }
         },
         "/conformance": {
             "get": {
                 "summary": "Conformance classes",
                 "parameters": [_F, _LANG],
-                "responses": {"200": _ok("The classes", anything)},
+                "responses": {"200": _ok("The classes", anything), **_errors()},
             }
         },
-        "/api": {"get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI 3.0"}}}},
+        "/api": {
+            "get": {
+                "summary": "This document",
+                "parameters": [_F, _LANG],
+                "responses": {
+                    "200": {
+                        "description": "OpenAPI 3.0",
+                        "content": {OPENAPI_MEDIA_TYPE: {"schema": {"type": "object"}}},
+                    },
+                    **_errors(),
+                },
+            }
+        },
         "/collections": {
             "get": {
                 "summary": "The collections: one per category shown as single events",
                 "parameters": [_F, _LANG],
-                "responses": {"200": _ok("The collections", anything)},
+                "responses": {"200": _ok("The collections", anything), **_errors()},
             }
         },
         "/collections/{collectionId}": {
@@ -154,7 +225,7 @@ def _paths(settings: Settings, categories: list[str]) -> dict[str, Any]:
                     "200": _ok(
                         "GeoJSON features", {"$ref": "#/components/schemas/featureCollection"}, "application/geo+json"
                     ),
-                    **_errors(400, 404),
+                    **_errors(404),
                 },
             }
         },
@@ -183,7 +254,8 @@ def ogc_openapi_document(settings: Settings, categories: list[str], server: str)
         "info": {
             "title": "mapsvc OGC API - Features",
             "version": "1",
-            "description": "The public layers of the danger map: fuzzed points, time buckets, decaying weights.",
+            "description": "The public layers of the danger map: fuzzed points, time buckets, decaying weights. "
+            + NO_NUL,
         },
         "servers": [{"url": server.rstrip("/")}],
         "paths": _paths(settings, categories),

@@ -22,6 +22,9 @@ COMMON = frozenset({"f", "lang"})
 #: Parameters of the items endpoint.
 ITEMS = COMMON | {"bbox", "datetime", "limit", "offset"}
 
+#: The largest ``offset`` accepted.
+OFFSET_MAX = 10**9
+
 #: The open end of an interval, in either spelling the standard allows.
 OPEN = ("", "..")
 
@@ -71,6 +74,8 @@ def _moment(text: str, *, end: bool) -> datetime:
         except ValueError:
             pass
         else:
+            with bad_request():
+                parse.in_years(day, "datetime")
             start = datetime.combine(day, time(), UTC)
             return start + timedelta(days=1, microseconds=-1) if end else start
     with bad_request():

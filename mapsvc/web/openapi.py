@@ -5,10 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from mapsvc.core.policy import PERPETRATORS
+from mapsvc.core.text import FREE_TEXT_PATTERN
 from mapsvc.settings import Settings
+from mapsvc.store.events import oldest_readable
 from mapsvc.web.openapi_accounts import SECURITY, accounts_paths, security_schemes
 from mapsvc.web.openapi_moderation import moderation_paths, moderation_schemas
 from mapsvc.web.openapi_routing import routing_paths, routing_schemas
+from mapsvc.web.openapi_values import NO_NUL, moment
+from mapsvc.web.reporting import DEVICE_NOISE_REACH_RADII, device_reach_m
 
 _ERROR = {
     "type": "object",
@@ -19,21 +23,28 @@ _ERROR = {
 _TIMESTAMP = {"type": "string", "format": "date-time", "pattern": "^\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\dZ$"}
 
 
+#: What each error status of the API means; every operation lists those it can answer.
+ERROR_TEXTS = {
+    400: "Malformed request: a query parameter is invalid, or the body is not JSON, not an object, nested too "
+    "deeply, or holds a NUL character or a lone surrogate; the answer names the field where there is one",
+    401: "The Authorization header is malformed, or its API token is unknown or revoked",
+    404: "Not found",
+    413: "Body too large (MAX_CONTENT_LENGTH bytes, sent chunked or not)",
+    415: "The body is not sent as application/json",
+    422: "A field failed its checks; the answer names it",
+    429: "Too many requests from this address; retry after the Retry-After seconds",
+    503: "The database is unreachable or busy; retry after the Retry-After seconds",
+}
+
+
 def _error_responses(*codes: int) -> dict[str, Any]:
-    text = {
-        400: "Malformed request",
-        404: "Not found",
-        413: "Body too large",
-        422: "A field failed its checks",
-        429: "Too many requests from this address; retry after the Retry-After seconds",
-        503: "The database is unreachable or busy; retry after the Retry-After seconds",
-    }
+    """Return the documented error answers: ``codes``, and those of every operation: 401 (a bad token), 503."""
     return {
         str(code): {
-            "description": text[code],
+            "description": ERROR_TEXTS[code],
             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
         }
-        for code in codes
+        for code in sorted({*codes, 401, 503})
     }
 
 
@@ -58,18 +69,64 @@ _IDEMPOTENCY_KEY = {
 
 
 def _query(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
-    return {"name": name, "in": "query", "required": False, "description": description, "schema": schema}
+    """Return an optional query parameter; an empty value is the same as none (the HTML forms send empty fields)."""
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "allowEmptyValue": True,
+        "description": description + " (empty: as if absent)",
+        "schema": schema,
+    }
 
 
-_VIEW_PARAMETERS = [
-    _query("bbox", "minLon,minLat,maxLon,maxLat in WGS84 degrees; default the service area", {"type": "string"}),
-    _query(
-        "at",
-        "ISO 8601 moment to show the map as it was, rounded down to the read cache's seconds; default now",
-        {"type": "string", "format": "date-time"},
-    ),
-    _query("category", "comma-separated categories; default all", {"type": "string"}),
-]
+def _history_days(settings: Settings) -> int:
+    """Return how many whole days of history the map can still show (``at`` may go back this far)."""
+    now = settings.now()
+    return (now - oldest_readable(now, settings.retention, settings.policies.values(), settings.threshold)).days
+
+
+def _bbox() -> dict[str, Any]:
+    lon = {"type": "number", "minimum": -180, "maximum": 180}
+    lat = {"type": "number", "minimum": -90, "maximum": 90}
+    return {
+        **_query(
+            "bbox",
+            "minLon,minLat,maxLon,maxLat in WGS84 degrees, each minimum smaller than its maximum; "
+            "default the service area",
+            {"type": "array", "prefixItems": [lon, lat, lon, lat], "items": False, "minItems": 4, "maxItems": 4},
+        ),
+        "style": "form",
+        "explode": False,
+    }
+
+
+def _categories(settings: Settings) -> dict[str, Any]:
+    return {
+        **_query(
+            "category",
+            "comma-separated categories; default all",
+            {"type": "array", "items": {"enum": list(settings.policies)}},
+        ),
+        "style": "form",
+        "explode": False,
+    }
+
+
+def _view_parameters(settings: Settings) -> list[dict[str, Any]]:
+    skew = int(settings.clock_skew.total_seconds())
+    return [
+        _bbox(),
+        _query(
+            "at",
+            "the moment to show the map as it was, rounded down to the read cache's seconds; default now",
+            moment(
+                f"At most {skew} s ahead of the server's clock, and no older than the history kept "
+                f"(about {_history_days(settings)} days)"
+            ),
+        ),
+        _categories(settings),
+    ]
 
 
 def _schemas(settings: Settings) -> dict[str, Any]:
@@ -84,15 +141,35 @@ def _schemas(settings: Settings) -> dict[str, Any]:
                 "category": {"enum": categories},
                 "lat": {"type": "number", "minimum": -90, "maximum": 90},
                 "lon": {"type": "number", "minimum": -180, "maximum": 180},
-                "occurred_at": {"type": "string", "format": "date-time", "description": "default now"},
-                "perpetrator": {"enum": list(PERPETRATORS), "default": "unknown"},
-                "details": {"type": "string", "maxLength": settings.details_max_length},
+                "occurred_at": {
+                    "anyOf": [
+                        moment(
+                            f"When it happened; default now. At most {int(settings.clock_skew.total_seconds())} s "
+                            f"ahead of the server's clock, at most {settings.max_report_age.days} days ago"
+                        ),
+                        {"const": ""},
+                        {"type": "null"},
+                    ]
+                },
+                "perpetrator": {"enum": [*PERPETRATORS, "", None], "default": "unknown"},
+                "details": {
+                    "type": ["string", "null"],
+                    "maxLength": settings.details_max_length,
+                    "pattern": FREE_TEXT_PATTERN,
+                    "description": "free text, kept only where the service stores details (STORE_DETAILS); no "
+                    "control characters but tab and line breaks, no NUL, no lone surrogates",
+                },
                 "fuzzed_on_device": {
-                    "type": "boolean",
+                    "type": ["boolean", "null"],
                     "default": False,
                     "description": "the point was already fuzzed on the device and is stored as sent",
                 },
             },
+            "description": "null and an empty string are the same as an absent field. The point must lie in the "
+            "service area (/api/categories names its bounding box); a point fuzzed on the device may lie "
+            f"outside it by up to {DEVICE_NOISE_REACH_RADII} fuzz radii of its category, and is moved inside.",
+            "anyOf": _report_places(settings),
+            "example": _example_report(settings),
         },
         "ReportCreated": {
             "type": "object",
@@ -257,6 +334,46 @@ def _schemas(settings: Settings) -> dict[str, Any]:
     }
 
 
+def _example_report(settings: Settings) -> dict[str, Any]:
+    """Return a report that a service takes: a point inside its area."""
+    point = settings.area.geometry.representative_point()
+    return {"category": next(iter(settings.policies)), "lat": round(point.y, 4), "lon": round(point.x, 4)}
+
+
+def _report_places(settings: Settings) -> list[dict[str, Any]]:
+    """Return where a report's point may lie: in the area, or, fuzzed on the device, near it (by category)."""
+
+    def place(west: float, south: float, east: float, north: float) -> dict[str, Any]:
+        return {
+            "lat": {"type": "number", "minimum": south, "maximum": north},
+            "lon": {"type": "number", "minimum": west, "maximum": east},
+        }
+
+    places = [
+        {
+            "properties": {"fuzzed_on_device": {"enum": [False, None]}, **place(*settings.area.bounds)},
+            "description": "server-fuzzed: inside the service area (for an area that is not a box, its "
+            "bounding box is necessary, not enough)",
+        }
+    ]
+    reaches: dict[float, list[str]] = {}
+    for policy in settings.policies.values():
+        reaches.setdefault(device_reach_m(policy), []).append(policy.name)
+    for reach, names in reaches.items():
+        places.append(
+            {
+                "properties": {
+                    "category": {"enum": names},
+                    "fuzzed_on_device": {"const": True},
+                    **place(*settings.area.widened_bounds(reach)),
+                },
+                "required": ["fuzzed_on_device"],
+                "description": f"fuzzed on the device: within about {reach:g} m of the service area",
+            }
+        )
+    return places
+
+
 def _ok(description: str, schema: str) -> dict[str, Any]:
     return {
         "description": description,
@@ -275,13 +392,13 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
             "title": "mapsvc",
             "version": "1",
             "description": "Community reports of police raids, checkpoints and attacks as a privacy-safe, "
-            "time-decaying danger map. Every location is fuzzed before it is stored.",
+            "time-decaying danger map. Every location is fuzzed before it is stored. " + NO_NUL,
         },
         "paths": {
             "/api/categories": {
                 "get": {
                     "summary": "Categories and their policies",
-                    "responses": {"200": _ok("The policies", "Categories")},
+                    "responses": {"200": _ok("The policies", "Categories"), **_error_responses()},
                 }
             },
             "/api/reports": {
@@ -295,7 +412,7 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                     },
                     "responses": {
                         "201": _ok("Stored, fuzzed; or stored before under this Idempotency-Key", "ReportCreated"),
-                        **_error_responses(400, 413, 422),
+                        **_error_responses(400, 413, 415, 422, 429),
                     },
                 }
             },
@@ -304,32 +421,45 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                     "summary": "Withdraw a report with its withdrawal code",
                     "parameters": [
                         {"name": "report_id", "in": "path", "required": True, "schema": {"type": "string"}},
-                        {"name": "X-Withdrawal-Code", "in": "header", "required": False, "schema": {"type": "string"}},
+                        {
+                            "name": "X-Withdrawal-Code",
+                            "in": "header",
+                            "required": True,
+                            "description": "the code the report's answer gave; required unless the body gives it",
+                            "schema": {"type": "string", "minLength": 1},
+                        },
                     ],
                     "requestBody": {
                         "required": False,
+                        "description": "instead of the header (the header wins when both are sent)",
                         "content": {
                             "application/json": {
-                                "schema": {"type": "object", "properties": {"withdrawal_code": {"type": "string"}}}
+                                "schema": {
+                                    "type": ["object", "null"],
+                                    "properties": {"withdrawal_code": {"type": "string", "minLength": 1}},
+                                }
                             }
                         },
                     },
-                    "responses": {"204": {"description": "Withdrawn"}, **_error_responses(400, 404)},
+                    "responses": {
+                        "204": {"description": "Withdrawn"},
+                        **_error_responses(400, 404, 413, 415),
+                    },
                 }
             },
             "/api/layers": {
                 "get": {
                     "summary": "Visible events in view, with their decay weight",
                     "parameters": [
-                        *_VIEW_PARAMETERS,
+                        *_view_parameters(settings),
                         _query(
                             "since",
-                            "list the events of [since, at], faded ones too (at most 31 days)",
-                            {"type": "string", "format": "date-time"},
+                            "list the events of [since, at], faded ones too",
+                            moment("Before at, and at most 31 days before it"),
                         ),
                         _query(
                             "limit",
-                            "most events returned, heaviest first",
+                            f"most events returned, heaviest first; default {settings.layer_limit_default}",
                             {"type": "integer", "minimum": 1, "maximum": settings.layer_limit_max},
                         ),
                     ],
@@ -344,10 +474,10 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                 "get": {
                     "summary": "Decayed heat on H3 cells; cells with too few events are left out",
                     "parameters": [
-                        *_VIEW_PARAMETERS,
+                        *_view_parameters(settings),
                         _query(
                             "resolution",
-                            "H3 resolution",
+                            f"H3 resolution; default {settings.heat_resolution}",
                             {"type": "integer", "minimum": resolutions[0], "maximum": resolutions[-1]},
                         ),
                     ],
@@ -374,12 +504,15 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                                 }
                             },
                         },
-                        **_error_responses(503),
+                        **_error_responses(),
                     },
                 }
             },
             "/api/openapi.json": {
-                "get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI 3.1 document"}}}
+                "get": {
+                    "summary": "This document",
+                    "responses": {"200": {"description": "OpenAPI 3.1 document"}, **_error_responses()},
+                }
             },
             **accounts_paths(),
             **moderation_paths(settings),

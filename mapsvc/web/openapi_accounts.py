@@ -54,6 +54,10 @@ def accounts_paths() -> dict[str, Any]:
                         "description": "The Authorization header is malformed, or its token unknown or revoked",
                         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
                     },
+                    "503": {
+                        "description": "The database is unreachable or busy (a token is looked up in it)",
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+                    },
                 },
             }
         }

@@ -9,13 +9,19 @@ from mapsvc.core.trust import Hold, Status, Trust
 from mapsvc.settings import Settings
 
 _TEXTS = {
-    400: "Malformed request (the body is not a JSON object)",
+    400: "Malformed request: the body is not JSON, not an object, or holds a NUL character or a lone surrogate",
     401: "Not signed in: sign in or send an API token",
     403: "The role may not moderate, or the CSRF token is missing or wrong",
     404: "No event with that id",
     409: "Impossible in the event's current state (for example approving a published event)",
+    413: "Body too large",
+    415: "The body is not sent as application/json",
     422: "A field failed its checks; the answer names it",
+    503: "The database is unreachable or busy; retry after the Retry-After seconds",
 }
+
+#: Moderation needs an account that may moderate: an API token here, or a signed-in session with its CSRF token.
+_SECURITY: list[dict[str, list[str]]] = [{"bearerAuth": []}]
 
 
 def _errors(*codes: int) -> dict[str, Any]:
@@ -43,46 +49,58 @@ def _action(summary: str, body: dict[str, Any] | None = None, created: bool = Fa
     operation: dict[str, Any] = {
         "summary": summary,
         "tags": ["moderation"],
+        "security": _SECURITY,
         "parameters": [_EVENT_ID],
         "responses": {
             ("201" if created else "200"): _event_answer("The event the action leaves (for a split: the new one)"),
-            **_errors(400, 401, 403, 404, 409, 422),
+            **_errors(400, 401, 403, 404, 409, 413, 415, 422, 503),
         },
     }
-    if body is not None:
-        operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": body}}}
+    # An action without a field takes no body; one sent must still be a JSON object.
+    schema = body if body is not None else {"type": "object", "additionalProperties": False}
+    operation["requestBody"] = {"required": body is not None, "content": {"application/json": {"schema": schema}}}
     return {"post": operation}
 
 
 def _one_field(name: str, schema: dict[str, Any]) -> dict[str, Any]:
-    return {"type": "object", "required": [name], "properties": {name: schema}}
+    return {"type": "object", "required": [name], "properties": {name: schema}, "additionalProperties": False}
+
+
+def _getter(summary: str, answer: dict[str, Any], *errors: int, parameters: list[Any] | None = None) -> dict[str, Any]:
+    return {
+        "get": {
+            "summary": summary,
+            "tags": ["moderation"],
+            "security": _SECURITY,
+            **({"parameters": parameters} if parameters else {}),
+            "responses": {"200": answer, **_errors(*errors)},
+        }
+    }
 
 
 def moderation_paths(settings: Settings) -> dict[str, Any]:
     """Return the moderation API's paths."""
     categories = list(settings.policies)
     return {
-        "/api/moderation/queue": {
-            "get": {
-                "summary": "Pending events, oldest first; then recent published unverified ones, newest first",
-                "tags": ["moderation"],
-                "responses": {
-                    "200": {
-                        "description": "The queue",
-                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ModerationQueue"}}},
-                    },
-                    **_errors(401, 403),
-                },
-            }
-        },
-        "/api/moderation/events/{event_id}": {
-            "get": {
-                "summary": "One event, whatever its state, with its reports",
-                "tags": ["moderation"],
-                "parameters": [_EVENT_ID],
-                "responses": {"200": _event_answer("The event"), **_errors(401, 403, 404)},
-            }
-        },
+        "/api/moderation/queue": _getter(
+            "Pending events, oldest first; then recent published unverified ones, newest first",
+            {
+                "description": "The queue",
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ModerationQueue"}}},
+            },
+            401,
+            403,
+            503,
+        ),
+        "/api/moderation/events/{event_id}": _getter(
+            "One event, whatever its state, with its reports",
+            _event_answer("The event"),
+            401,
+            403,
+            404,
+            503,
+            parameters=[_EVENT_ID],
+        ),
         "/api/moderation/events/{event_id}/approve": _action("Publish a pending (or wrongly rejected) event"),
         "/api/moderation/events/{event_id}/reject": _action(
             "Reject an event: it leaves layers and heat at once, and new reports never merge into it"
@@ -94,11 +112,23 @@ def moderation_paths(settings: Settings) -> dict[str, Any]:
         ),
         "/api/moderation/events/{event_id}/merge": _action(
             "Merge another event (of the same category) into this one, which keeps its point and bucket",
-            _one_field("other", {"type": "string", "description": "the id of the event absorbed"}),
+            _one_field(
+                "other",
+                {"type": "string", "minLength": 1, "description": "the id of the event absorbed: another event"},
+            ),
         ),
         "/api/moderation/events/{event_id}/split": _action(
             "Move some of the event's reports to a new event at the same point, bucket and category",
-            _one_field("reports", {"type": "array", "items": {"type": "string"}, "minItems": 1}),
+            _one_field(
+                "reports",
+                {
+                    "type": "array",
+                    "items": {"type": "string"},
+                    "minItems": 1,
+                    "uniqueItems": True,
+                    "description": "ids of the event's reports, not all of them",
+                },
+            ),
             created=True,
         ),
     }

@@ -5,39 +5,60 @@ from __future__ import annotations
 from typing import Any
 
 from mapsvc.core.session_plan import MAX_STOPS
+from mapsvc.osm import MODES
 from mapsvc.settings import Settings
+from mapsvc.web.openapi_values import moment
+from mapsvc.web.plans import RouteSettings, route_settings
 
 _TEXTS = {
-    400: "Malformed request (the body is not a JSON object)",
+    400: "Malformed request: the body is not JSON, not an object, or holds a NUL character or a lone surrogate",
     401: "Not signed in: sign in or send an API token",
     403: "The role may not plan routes, or the CSRF token is missing or wrong",
     409: "No street network of that mode is imported yet (`mapsvc roads import`)",
+    413: "Body too large",
+    415: "The body is not sent as application/json",
     422: "A field failed its checks (for example a point far from any street); the answer names it",
+    503: "The database is unreachable or busy; retry after the Retry-After seconds",
 }
 
-_POINT = {
-    "type": "object",
-    "required": ["lat", "lon"],
-    "properties": {
-        "lat": {"type": "number", "minimum": -90, "maximum": 90},
-        "lon": {"type": "number", "minimum": -180, "maximum": 180},
-    },
-}
+
+def _point(max_snap_m: float) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "required": ["lat", "lon"],
+        "additionalProperties": False,
+        "description": f"a point at most {max_snap_m:g} m from a street of the imported network",
+        "properties": {
+            "lat": {"type": "number", "minimum": -90, "maximum": 90},
+            "lon": {"type": "number", "minimum": -180, "maximum": 180},
+        },
+    }
+
+
 _TIMESTAMP = {"type": "string", "format": "date-time"}
 
 
-def _options(settings: Settings) -> dict[str, Any]:
-    """Return the request fields that routes and sessions share."""
+def _options(settings: Settings, rs: RouteSettings) -> dict[str, Any]:
+    """Return the request fields that routes and sessions share (null or, for text, empty: the default)."""
+    hours = round(rs.max_ahead.total_seconds() / 3600)
     return {
-        "mode": {"enum": ["walk", "drive"], "default": "walk"},
-        "at": {"type": "string", "format": "date-time", "description": "planned start; default now"},
+        "mode": {"enum": [*MODES, "", None], "default": "walk"},
+        "at": {
+            "anyOf": [
+                moment(f"Planned start; default now. At most {hours} hours ahead, no older than the history kept"),
+                {"const": ""},
+                {"type": "null"},
+            ]
+        },
         "alpha": {
-            "type": "number",
+            "type": ["number", "null"],
             "minimum": 0,
+            "maximum": rs.alpha_max,
+            "default": rs.alpha,
             "description": "cost = length x (1 + alpha x risk); 0 gives the shortest route",
         },
         "weights": {
-            "type": "object",
+            "type": ["object", "null"],
             "description": "how strongly to avoid each category, 0 (ignore) to 1; missing ones take the defaults",
             "properties": {name: {"type": "number", "minimum": 0, "maximum": 1} for name in settings.policies},
             "additionalProperties": False,
@@ -127,20 +148,24 @@ def _answer(kind: str) -> dict[str, Any]:
 
 def routing_schemas(settings: Settings) -> dict[str, Any]:
     """Return the component schemas of the route planning API."""
-    options = _options(settings)
+    rs = route_settings()
+    options = _options(settings, rs)
+    point = _point(rs.max_snap_m)
     return {
         "RouteRequest": {
             "type": "object",
             "required": ["from", "to"],
-            "properties": {"from": _POINT, "to": _POINT, **options},
+            "additionalProperties": False,
+            "properties": {"from": point, "to": point, **options},
         },
         "SessionRequest": {
             "type": "object",
             "required": ["start", "stops"],
+            "additionalProperties": False,
             "properties": {
-                "start": _POINT,
-                "stops": {"type": "array", "items": _POINT, "minItems": 1, "maxItems": MAX_STOPS},
-                "end": {**_POINT, "description": "default: back to the start"},
+                "start": point,
+                "stops": {"type": "array", "items": point, "minItems": 1, "maxItems": MAX_STOPS},
+                "end": {"anyOf": [point, {"type": "null"}], "description": "default: back to the start"},
                 **options,
             },
         },
@@ -157,6 +182,7 @@ def _operation(summary: str, request: str, answer: str, description: str) -> dic
             "summary": summary,
             "description": description,
             "tags": ["routes"],
+            "security": [{"bearerAuth": []}],
             "requestBody": {
                 "required": True,
                 "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{request}"}}},

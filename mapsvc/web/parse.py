@@ -5,25 +5,31 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, date, datetime, tzinfo
 from typing import Any
 
 from flask_babel import gettext as _
 
 from mapsvc.core.policy import CategoryPolicy
+from mapsvc.core.text import refused_characters
 from mapsvc.errors import InvalidInput
 
 
 def coordinate(value: Any, field: str, low: float, high: float) -> float:
     """Return a finite number in [low, high] from JSON or form input."""
-    if isinstance(value, bool) or value is None or value == "":
+    if value is None or value == "":
         raise InvalidInput(_("%(field)s is required and must be a number", field=field), field)
+    if isinstance(value, bool):
+        raise InvalidInput(_("%(field)s must be a number", field=field), field)
     try:
         number = float(value)
     except (TypeError, ValueError):
         raise InvalidInput(_("%(field)s must be a number", field=field), field) from None
-    if not math.isfinite(number):
-        raise InvalidInput(_("%(field)s must be a finite number", field=field), field)
+    except OverflowError:  # a whole number too large for a float: out of any range
+        number = math.inf if value > 0 else -math.inf
+    else:
+        if not math.isfinite(number):
+            raise InvalidInput(_("%(field)s must be a finite number", field=field), field)
     if not low <= number <= high:
         raise InvalidInput(
             _("%(field)s must lie between %(low)s and %(high)s", field=field, low=f"{low:g}", high=f"{high:g}"), field
@@ -31,8 +37,17 @@ def coordinate(value: Any, field: str, low: float, high: float) -> float:
     return number
 
 
+#: The years a written moment may have: every date-time a client sends must lie in them (on its own
+#: clock, before any offset), so that adding a day, an offset or a retention period never leaves
+#: the years Python can hold (1 to 9999), and the database's types hold every result.
+YEARS = (1970, 2999)
+
+
 def moment(value: Any, field: str, zone: tzinfo = UTC) -> datetime:
-    """Return an aware UTC datetime from an ISO 8601 string; one without offset is in ``zone``."""
+    """Return an aware UTC datetime from an ISO 8601 string; one without offset is in ``zone``.
+
+    Only moments written in the years of :data:`YEARS` are accepted.
+    """
     if not isinstance(value, str) or not value.strip():
         raise InvalidInput(_("%(field)s must be an ISO 8601 date-time", field=field), field)
     text = value.strip()
@@ -42,9 +57,19 @@ def moment(value: Any, field: str, zone: tzinfo = UTC) -> datetime:
         parsed = datetime.fromisoformat(text)
     except ValueError:
         raise InvalidInput(_("%(field)s must be an ISO 8601 date-time", field=field), field) from None
+    in_years(parsed, field)
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=zone)
     return parsed.astimezone(UTC)
+
+
+def in_years(written: datetime | date, field: str) -> None:
+    """Refuse a moment or a day written outside the years of :data:`YEARS`."""
+    if not YEARS[0] <= written.year <= YEARS[1]:
+        raise InvalidInput(
+            _("%(field)s must lie in the years %(first)s to %(last)s", field=field, first=YEARS[0], last=YEARS[1]),
+            field,
+        )
 
 
 def choice(value: Any, field: str, allowed: Iterable[str], default: str | None = None) -> str:
@@ -63,10 +88,14 @@ def text(value: Any, field: str, max_length: int) -> str | None:
         return None
     if not isinstance(value, str):
         raise InvalidInput(_("%(field)s must be text", field=field), field)
-    stripped = value.strip()
-    if len(stripped) > max_length:
+    # Checked as sent, before stripping, as the OpenAPI documents say.
+    if refused_characters(value):
+        raise InvalidInput(
+            _("%(field)s must not hold control characters or broken Unicode (lone surrogates)", field=field), field
+        )
+    if len(value) > max_length:
         raise InvalidInput(_("%(field)s must be at most %(n)s characters", field=field, n=max_length), field)
-    return stripped or None
+    return value.strip() or None
 
 
 def flag(value: Any, field: str) -> bool:
@@ -109,6 +138,17 @@ def categories(value: str | None, policies: Mapping[str, CategoryPolicy]) -> lis
     return [policies[name] for name in dict.fromkeys(names)]
 
 
+def _integral(text: str, field: str) -> int:
+    """Return a whole number written as a decimal ("5.0", "5e0": JSON Schema's integers are these too)."""
+    try:
+        number = float(text)
+    except ValueError:
+        number = math.nan
+    if not number.is_integer():  # NaN and infinities are not
+        raise InvalidInput(_("%(field)s must be a whole number", field=field), field)
+    return int(number)
+
+
 def integer(value: str | None, field: str, default: int, low: int, high: int) -> int:
     """Return an integer in [low, high], or the default when absent."""
     if value in (None, ""):
@@ -116,7 +156,7 @@ def integer(value: str | None, field: str, default: int, low: int, high: int) ->
     try:
         number = int(str(value))
     except ValueError:
-        raise InvalidInput(_("%(field)s must be a whole number", field=field), field) from None
+        number = _integral(str(value), field)
     if not low <= number <= high:
         raise InvalidInput(_("%(field)s must lie between %(low)s and %(high)s", field=field, low=low, high=high), field)
     return number

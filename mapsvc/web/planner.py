@@ -6,7 +6,6 @@ again and answers with a file or a page, so the stops never appear in an address
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from flask import Blueprint, current_app, render_template, request, url_for
@@ -21,6 +20,7 @@ from mapsvc.errors import InvalidInput
 from mapsvc.settings import settings
 from mapsvc.store import get_store
 from mapsvc.store.roads import stored_modes
+from mapsvc.web import inputs
 from mapsvc.web.delivery import csp_nonce
 from mapsvc.web.mapconfig import page_config, symbol
 from mapsvc.web.mapview import build_map, figure_of
@@ -71,10 +71,7 @@ def _posted_plan() -> tuple[str, Prepared]:
     kind = request.form.get("kind", "")
     if kind not in {"routes", "sessions"}:
         raise InvalidInput(_("%(field)s must be one of: %(options)s", field="kind", options="routes, sessions"), "kind")
-    try:
-        data = json.loads(request.form.get("plan", ""))
-    except ValueError:
-        raise InvalidInput(_("plan must be a JSON object"), "plan") from None
+    data = inputs.loads(request.form.get("plan", ""), "plan")
     return kind, prepare(parse_request(data, kind))
 
 

@@ -43,6 +43,12 @@ from mapsvc.web.identity import current_identity
 #: noise exceeds 20 radii with probability below 1e-10 at level ln 4.
 DEVICE_NOISE_REACH_RADII = 20
 
+
+def device_reach_m(policy: CategoryPolicy) -> float:
+    """Return how far outside the service area a point fuzzed on the device may lie, in metres."""
+    return DEVICE_NOISE_REACH_RADII * policy.fuzz_radius_m
+
+
 #: The standing of a report that no moderator need see first (the demo's, an import row's).
 PUBLISHED_AT_ONCE = Standing()
 
@@ -77,8 +83,7 @@ def check(data: Mapping[str, Any], settings: Settings) -> CheckedReport:
     lon = parse.coordinate(data.get("lon"), "lon", -180, 180)
     on_device = parse.flag(data.get("fuzzed_on_device"), "fuzzed_on_device")
     # A point fuzzed on the device may have been carried a little outside by the noise.
-    reach = DEVICE_NOISE_REACH_RADII * policy.fuzz_radius_m if on_device else 0.0
-    if settings.area.distance_m(lat, lon) > reach:
+    if not (settings.area.near(lat, lon, device_reach_m(policy)) if on_device else settings.area.contains(lat, lon)):
         raise InvalidInput(_("lat/lon lie outside the service area"), "lat")
     now = settings.now()
     occurred = (

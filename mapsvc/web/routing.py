@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, current_app
 
 from mapsvc.core.directions import steps
 from mapsvc.core.routing import Route
 from mapsvc.core.session_plan import SessionPlan
 from mapsvc.core.streets import StreetNetwork
+from mapsvc.web import inputs
 from mapsvc.web.api import iso, json_response
 from mapsvc.web.plans import Prepared, parse_request, prepare, route_settings, two_routes, two_sessions
 
@@ -101,10 +102,10 @@ def sessions_body(prepared: Prepared) -> dict[str, Any]:
 @bp.post("/routes")
 def routes() -> Response:
     """Return the shortest and the safest route between two points at the planned moment."""
-    return _private(routes_body(prepare(parse_request(request.get_json(silent=True), "routes"))))
+    return _private(routes_body(prepare(parse_request(inputs.json_body(), "routes"))))
 
 
 @bp.post("/sessions")
 def sessions() -> Response:
     """Return the order and route of a session through its stops, safest and shortest."""
-    return _private(sessions_body(prepare(parse_request(request.get_json(silent=True), "sessions"))))
+    return _private(sessions_body(prepare(parse_request(inputs.json_body(), "sessions"))))
