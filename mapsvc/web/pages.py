@@ -16,6 +16,7 @@ from mapsvc.store.events import withdraw_report
 from mapsvc.web.delivery import csp_nonce
 from mapsvc.web.mapconfig import page_config, symbol
 from mapsvc.web.mapview import build_map, figure_of
+from mapsvc.web.readcache import forget_answers
 from mapsvc.web.reporting import submit
 
 bp = Blueprint("pages", __name__)
@@ -91,6 +92,8 @@ def report_withdraw() -> tuple[str, int] | Response:
         return render_template("withdraw.html", error=error), 422
     with get_store().writing() as session:
         withdrawn = withdraw_report(session, report_id, code, settings().policies)
+    if withdrawn:
+        forget_answers()
     return render_template("withdraw.html", withdrawn=withdrawn, error=None), (200 if withdrawn else 404)
 
 
