@@ -103,9 +103,13 @@ def _free_port() -> int:
 
 
 def _mapsvc(env: dict[str, str], *args: str, **kwargs: object) -> subprocess.Popen[bytes]:
-    """Start the ``mapsvc`` command of the code on ``env``'s PYTHONPATH (the bench's own by default)."""
+    """Start the ``mapsvc`` command of the code on ``env``'s PYTHONPATH (the bench's own by default).
+
+    It runs in the filesystem's root: ``python -c`` looks for modules in its working directory
+    first, where a checkout's own ``mapsvc`` would win over the code asked for.
+    """
     command = [sys.executable, "-c", "from mapsvc.cli import main; main()", *args]
-    return subprocess.Popen(command, env=env, **kwargs)  # type: ignore[call-overload, no-any-return]
+    return subprocess.Popen(command, env=env, cwd="/", **kwargs)  # type: ignore[call-overload, no-any-return]
 
 
 @contextmanager
@@ -135,7 +139,9 @@ def database(engine: str, scratch: Path, postgres_url: str) -> Iterator[str]:
 
 
 def prepare(env: dict[str, str], reports: int) -> None:
-    """Migrate the database and add the demo data, as scripts/demo.sh does."""
+    """Migrate the database and add the demo data, as scripts/demo.sh does; say which code runs."""
+    where = [sys.executable, "-c", "import mapsvc; print(mapsvc.__file__)"]
+    print(f"  code: {subprocess.check_output(where, env=env, cwd='/', text=True).strip()}", file=sys.stderr)
     for args in (("db", "upgrade"), ("demo", "--reports", str(reports), "--days", "30", "--seed", "13")):
         if _mapsvc(env, *args, stdout=subprocess.DEVNULL).wait() != 0:
             raise RuntimeError(f"mapsvc {' '.join(args)} failed")
