@@ -167,10 +167,14 @@ DEFAULTS: dict[str, Any] = {
     "MODERATION_RECENT_DAYS": 7,
     # Queue cards per page on the moderator's phone page (the API lists the whole queue).
     "MODERATION_PAGE_SIZE": 20,
-    # Answers to map reads are kept in memory until the data changes (0 turns this off); reads of
-    # "now" are answered for now rounded down to READ_CACHE_S seconds, so phones share answers.
+    # Answers to map reads are kept in memory (0 turns this off); reads of "now" are answered for
+    # now rounded down to READ_CACHE_S seconds, so phones share answers. An answer is served for
+    # READ_STALE_S seconds (0 to 60; 0 turns the cache off): changes show on the public map
+    # within that time, except that a withdrawal or a moderator's decision drops the answers of
+    # the worker that made it (and those shared in Redis) at once (mapsvc.web.readcache).
     "READ_CACHE_S": 10,
     "READ_CACHE_MB": 32,
+    "READ_STALE_S": 5,
     # Route planning (planners): alpha weighs danger against distance (cost = length x (1 + alpha
     # x risk)); category weights say how strongly each kind of event is avoided (0 to 1); a piece
     # of street counts as "in danger" from this risk on (0.25: within the fuzz radius of one fresh

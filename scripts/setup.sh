@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Idempotent set-up: Python >= 3.11 with venv and pip, a .venv in the repository root, and
-# mapsvc installed into it in editable mode with its [dev] and [postgres] extras.
+# mapsvc installed into it in editable mode with its [dev] and [postgres] extras; Debian's wrk
+# for bench/load.py when it can be had.
 # Safe to run again and again: when nothing changed it returns in well under a second.
 #
 # Environment:
@@ -31,6 +32,12 @@ wanted_stamp() {
         "$venv/bin/python" -c 'import sys; print(sys.version)'
     } 2>/dev/null
 }
+
+# bench/load.py drives its readers with Debian's wrk: added when missing, and never fatal (the
+# service and its tests do without it).
+if ! command -v wrk >/dev/null 2>&1; then
+    (apt_install wrk) || say "wrk could not be installed: bench/load.py needs it"
+fi
 
 # Fast path: everything is in place already.
 if [[ -z "${MAPSVC_REINSTALL:-}" && -x "$venv/bin/mapsvc" && -f "$stamp" ]] &&

@@ -155,6 +155,18 @@ def decay(now: datetime, bucket_start: datetime, category: str) -> float:
     return float(2.0 ** (-age / DEFAULT_POLICIES[category].half_life_s))
 
 
+def read_stale_s_later(app: Flask) -> None:
+    """Move the read cache's clock READ_STALE_S seconds on: no answer kept before is served again.
+
+    Answers to map reads are served READ_STALE_S seconds, whatever is written meanwhile
+    (mapsvc.web.readcache): a test that reads, writes and reads again to compare waits this long.
+    """
+    cache = app.extensions["mapsvc.read_cache"]
+    if cache is not None:
+        clock, step = cache.clock, cache.stale_s
+        cache.clock = lambda: clock() + step
+
+
 def heat_cells(client: FlaskClient, **params: Any) -> dict[str, dict[str, Any]]:
     """Return /api/heat's features as {cell: properties}."""
     response = client.get("/api/heat", query_string=params)

@@ -37,8 +37,12 @@ def free_port() -> int:
 
 
 @contextmanager
-def serving(database_url: str, log: Path, workers: int = 1, **settings: str) -> Iterator[int]:
+def serving(
+    database_url: str, log: Path, workers: int = 1, args: tuple[str, ...] = (), **settings: str
+) -> Iterator[int]:
     """Run ``mapsvc serve`` on ``database_url``; yield its port once ``/api/health`` answers 200.
+
+    ``args``: more options of the command (``--threads``, ...).
 
     Every test's reports come from one address: rate limits (tested elsewhere) are off unless
     ``settings`` (``MAPSVC_*`` names without the prefix) say otherwise. The server's log is
@@ -67,7 +71,7 @@ def start(
     env.update({f"MAPSVC_{name}": value for name, value in settings.items()})
     for _ in range(PORT_ATTEMPTS):
         port = free_port()
-        command = [str(MAPSVC), "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
+        command = [str(MAPSVC), "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers), *args]
         with log.open("w") as stderr:
             process = subprocess.Popen(
                 command, env=env, stdout=subprocess.DEVNULL, stderr=stderr, start_new_session=own_group

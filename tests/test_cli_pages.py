@@ -23,6 +23,7 @@ from tests.helpers import (
     cell_centre,
     heat_cells,
     post_device,
+    read_stale_s_later,
     stored_counts,
     stored_events,
 )
@@ -195,6 +196,7 @@ def test_prune_leaves_current_heat_unchanged(short_retention, client, runner):
     assert before[HOME_CELL]["events"] == 4  # with the one from _fill_for_pruning
 
     runner.invoke(args=["prune"])
+    read_stale_s_later(client.application)
 
     assert heat_cells(client, category="attack") == before
 
@@ -206,9 +208,11 @@ def test_heat_rebuild_restores_lost_heat(app, client, runner):
     with app.extensions["mapsvc.store"].writing() as session:
         session.execute(delete(HeatStep))
         session.execute(delete(HeatSeries))
+    read_stale_s_later(app)
     assert heat_cells(client) == {}
 
     result = runner.invoke(args=["heat", "rebuild"])
+    read_stale_s_later(app)
 
     assert result.exit_code == 0, result.output
     assert "heat rebuilt from 4 events" in result.output

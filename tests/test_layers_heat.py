@@ -23,6 +23,7 @@ from tests.helpers import (
     iso,
     layer_ids,
     post_device,
+    read_stale_s_later,
     sibling_cells,
 )
 
@@ -493,6 +494,7 @@ def test_heat_rebuild_matches_the_incremental_updates(client, runner):
     assert any(before.values()), "the random history published no heat cell"
 
     result = runner.invoke(args=["heat", "rebuild"])
+    read_stale_s_later(client.application)
 
     assert result.exit_code == 0, result.output
     after = _heat_views(client)
@@ -522,6 +524,7 @@ def test_changed_view_answers_200_with_a_new_etag(client, path):
         post_device(client, HOME, occurred_at=NOW - timedelta(hours=k))
     first = client.get(path)
     post_device(client, HOME, occurred_at=NOW - timedelta(hours=2))
+    read_stale_s_later(client.application)
 
     second = client.get(path, headers={"If-None-Match": first.headers["ETag"]})
 

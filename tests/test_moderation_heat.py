@@ -9,7 +9,7 @@ import pytest
 
 from mapsvc.core.roles import Role
 from tests.conftest import NOW
-from tests.helpers import HOME_CELL, cell_centre, sibling_cells
+from tests.helpers import HOME_CELL, cell_centre, read_stale_s_later, sibling_cells
 from tests.moderation_helpers import (
     ONE_EVENT_CELLS,
     Acting,
@@ -50,6 +50,7 @@ def assert_heat_equals_rebuild(client) -> None:
     """Compare the stored heat and what /api/heat answers with a rebuild from the events."""
     stored, answered = heat_state(client.application), heat_reads(client)
     assert_same_heat(stored, rebuilt_heat_state(client.application))
+    read_stale_s_later(client.application)
     assert heat_reads(client) == answered
 
 

@@ -1,17 +1,22 @@
-"""The read cache: answers kept until the store changes, shared rounding of "now", bounded memory."""
+"""The read cache: answers served READ_STALE_S seconds, removals at once, shared rounding of "now", bounded memory."""
 
 from __future__ import annotations
 
 import gzip
+import threading
+import time
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import event
 
 from mapsvc import create_app
 from mapsvc.core.policy import DEFAULT_POLICIES
+from mapsvc.core.roles import Role
 from mapsvc.web.readcache import ENTRY_OVERHEAD_BYTES, Answer, ReadCache
 from tests.conftest import BISHKEK, NOW
 from tests.helpers import heat_cells, iso, layer_ids, parse_iso, post_device
+from tests.moderation_helpers import Acting, act
 
 PLACES = [(42.8746, 74.5698), (42.8801, 74.5912), (42.8655, 74.6013)]
 
@@ -30,38 +35,110 @@ def other_client(app_config):
         other.extensions["mapsvc.store"].dispose()
 
 
+class Ticks:
+    """A monotonic clock for the read cache that moves only when told."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def ticks(app):
+    """Return the clock of the app's read cache (READ_STALE_S counts on it)."""
+    ticks = Ticks()
+    app.extensions["mapsvc.read_cache"].clock = ticks
+    return ticks
+
+
 @pytest.mark.parametrize("path", ["/api/layers", "/api/heat"])
-def test_a_report_shows_at_the_next_read_after_a_cached_answer(client, path):
+def test_a_new_report_shows_once_the_answer_is_read_stale_s_old(app, ticks, client, path):
+    stale_s = app.config["READ_STALE_S"]
     minimum = DEFAULT_POLICIES["raid"].min_count_public
     for hours in range(1, minimum):  # one cell, one event short of showing as heat
         post_device(client, BISHKEK, category="raid", occurred_at=NOW - timedelta(hours=hours))
     before = client.get(path).get_json()
-    assert client.get(path).get_json() == before  # a cached answer
 
     post_device(client, BISHKEK, category="raid", occurred_at=NOW)
 
-    after = client.get(path).get_json()
-    assert after != before
+    ticks.now += stale_s - 0.25
+    assert client.get(path).get_json() == before  # a write no longer empties the cache
+    ticks.now += 0.25
+    assert client.get(path).get_json() != before  # but an answer READ_STALE_S old is not served
 
 
-def test_a_withdrawn_report_leaves_at_the_next_read(client):
+def test_the_staleness_bound_is_five_seconds_by_default(app):
+    assert app.config["READ_STALE_S"] == 5
+    assert app.extensions["mapsvc.read_cache"].stale_s == 5
+
+
+@pytest.mark.parametrize("form", [False, True])
+def test_a_withdrawn_report_leaves_at_the_next_read(ticks, client, form):
     posted = post_device(client, BISHKEK)
     receipt = posted.get_json()
     assert layer_ids(client) == [posted.event_id]
 
-    client.delete(f"/api/reports/{receipt['id']}", headers={"X-Withdrawal-Code": receipt["withdrawal_code"]})
+    if form:
+        fields = {"report_id": receipt["id"], "withdrawal_code": receipt["withdrawal_code"]}
+        assert client.post("/report/withdraw", data=fields).status_code == 200
+    else:
+        headers = {"X-Withdrawal-Code": receipt["withdrawal_code"]}
+        assert client.delete(f"/api/reports/{receipt['id']}", headers=headers).status_code == 204
 
     assert layer_ids(client) == []
 
 
-def test_a_write_through_another_worker_shows_at_once(other_client, client):
-    """Each worker keeps its own cache; the store's version tells every worker of a write."""
+def test_a_wrong_withdrawal_code_keeps_the_answers(app, ticks, client):
+    receipt = post_device(client, BISHKEK).get_json()
+    layer_ids(client)
+    kept = len(app.extensions["mapsvc.read_cache"])
+
+    client.delete(f"/api/reports/{receipt['id']}", headers={"X-Withdrawal-Code": "wrong"})
+    client.post("/report/withdraw", data={"report_id": receipt["id"], "withdrawal_code": "wrong"})
+
+    assert kept == 1
+    assert len(app.extensions["mapsvc.read_cache"]) == kept
+
+
+def test_a_moderators_decision_shows_at_the_next_read(app, ticks, client):
+    acting = Acting(app)
+    event = acting.report(client, BISHKEK)
+    assert layer_ids(client) == [event]
+
+    acting.role = Role.MODERATOR
+    act(client, event, "reject")
+    acting.role = Role.ANONYMOUS
+
+    assert layer_ids(client) == []
+
+
+def test_a_report_through_another_worker_shows_within_read_stale_s(app, other_client, ticks, client):
+    """Each worker keeps its own answers for READ_STALE_S; nothing tells it of another's write."""
     other = other_client()
-    assert layer_ids(client) == []  # cached empty
+    assert layer_ids(client) == []  # kept empty
 
     created = post_device(other, BISHKEK).event_id
 
+    assert layer_ids(client) == []
+    ticks.now += app.config["READ_STALE_S"]
     assert layer_ids(client) == [created]
+
+
+def test_a_hit_asks_the_database_nothing(app, client):
+    layer_ids(client)
+    statements = []
+    engine = app.extensions["mapsvc.store"].engine
+    listen = lambda *args: statements.append(args[2])  # noqa: E731
+
+    event.listen(engine, "before_cursor_execute", listen)
+    try:
+        layer_ids(client)
+    finally:
+        event.remove(engine, "before_cursor_execute", listen)
+
+    assert statements == []
 
 
 @pytest.mark.parametrize("path", ["/api/layers", "/api/heat"])
@@ -101,7 +178,7 @@ def test_the_answer_moves_on_with_the_clock(clock, client):
 
 
 def test_the_cache_keeps_to_its_byte_bound_dropping_the_least_recent():
-    cache = ReadCache(max_bytes=4 * (900 + ENTRY_OVERHEAD_BYTES) + 100)  # room for four
+    cache = ReadCache(max_bytes=4 * (900 + ENTRY_OVERHEAD_BYTES) + 100, stale_s=5)  # room for four
     for i in range(10):
         cache.put(i, Answer.of(bytes(900)))
     assert cache.get(0) is None
@@ -110,11 +187,101 @@ def test_the_cache_keeps_to_its_byte_bound_dropping_the_least_recent():
 
 
 def test_one_huge_answer_is_not_kept():
-    cache = ReadCache(max_bytes=4000)
+    cache = ReadCache(max_bytes=4000, stale_s=5)
     cache.put("small", Answer.of(b"x"))
     cache.put("huge", Answer.of(bytes(3000)))
     assert cache.get("huge") is None
     assert cache.get("small") == Answer.of(b"x")
+
+
+def test_an_answer_older_than_read_stale_s_is_not_served():
+    ticks = Ticks()
+    cache = ReadCache(max_bytes=10_000, stale_s=5, clock=ticks)
+    builds = []
+    build = lambda: builds.append(ticks.now) or b"answer"  # noqa: E731
+
+    for step in (0, 2, 2.75, 0.25, 4.75, 0.25):
+        ticks.now += step
+        assert cache.answer("key", build).body == b"answer"
+
+    assert builds == [1000.0, 1005.0, 1010.0]  # built again when 5 s old, not before
+
+
+def test_the_bound_counts_from_when_the_computation_began():
+    ticks = Ticks()
+    cache = ReadCache(max_bytes=10_000, stale_s=5, clock=ticks)
+
+    def slow() -> bytes:
+        ticks.now += 2  # the answer reflects the store as it was when this began
+        return b"answer"
+
+    cache.answer("key", slow)
+    ticks.now += 2.75
+    assert cache.get("key") == Answer.of(b"answer")
+    ticks.now += 0.25
+    assert cache.get("key") is None
+
+
+def _crowd(cache: ReadCache, build, threads: int = 8) -> list[Answer | Exception]:
+    """Ask ``cache`` for one key from many threads at once; return their answers (or errors)."""
+    answers: list[Answer | Exception] = []
+
+    def ask() -> None:
+        try:
+            answers.append(cache.answer("key", build))
+        except RuntimeError as error:
+            answers.append(error)
+
+    workers = [threading.Thread(target=ask) for _ in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(10)
+    return answers
+
+
+def test_threads_asking_for_a_missing_answer_wait_for_one_computation():
+    cache = ReadCache(max_bytes=10_000, stale_s=5)
+    builds = []
+
+    def slow() -> bytes:
+        builds.append(1)
+        time.sleep(0.3)  # the others arrive meanwhile
+        return b"answer"
+
+    answers = _crowd(cache, slow)
+
+    assert len(builds) == 1
+    assert answers == [Answer.of(b"answer")] * 8
+
+
+def test_when_the_one_computation_fails_each_waiting_thread_computes_its_own():
+    cache = ReadCache(max_bytes=10_000, stale_s=5)
+    builds = []
+
+    def first_fails() -> bytes:
+        builds.append(1)
+        if len(builds) == 1:
+            time.sleep(0.3)
+            raise RuntimeError("the database went away")
+        return b"answer"
+
+    answers = _crowd(cache, first_fails, threads=4)
+
+    assert len(builds) == 4
+    assert [a for a in answers if isinstance(a, Answer)] == [Answer.of(b"answer")] * 3
+    assert [str(a) for a in answers if isinstance(a, Exception)] == ["the database went away"]
+
+
+def test_an_answer_computed_across_a_removal_is_not_kept():
+    cache = ReadCache(max_bytes=10_000, stale_s=5)
+
+    def across() -> bytes:
+        cache.forget()  # a withdrawal commits while this computes
+        return b"answer"
+
+    assert cache.answer("key", across) == Answer.of(b"answer")
+    assert cache.get("key") is None
 
 
 @pytest.mark.parametrize("path", ["/api/layers", "/api/heat"])
@@ -130,7 +297,25 @@ def test_a_cached_answer_is_sent_gzipped_and_revalidated(client, path):
     assert client.get(path, headers={"If-None-Match": plain.headers["ETag"]}).status_code == 304
 
 
-@pytest.mark.parametrize("setting", [{"READ_CACHE_S": -1}, {"READ_CACHE_S": "ten"}, {"READ_CACHE_MB": -5}])
+@pytest.mark.parametrize(
+    "setting",
+    [
+        {"READ_CACHE_S": -1},
+        {"READ_CACHE_S": "ten"},
+        {"READ_CACHE_MB": -5},
+        {"READ_STALE_S": -1},
+        {"READ_STALE_S": 61},
+        {"READ_STALE_S": "5"},
+        {"READ_STALE_S": True},
+    ],
+)
 def test_bad_cache_settings_are_refused_naming_them(app_config, setting):
-    with pytest.raises(ValueError, match="READ_CACHE"):
+    with pytest.raises(ValueError, match=next(iter(setting))):
         create_app({**app_config, **setting})
+
+
+@pytest.mark.parametrize("setting", [{"READ_STALE_S": 0}, {"READ_CACHE_S": 0}, {"READ_CACHE_MB": 0}])
+def test_the_cache_is_off_when_a_setting_is_0(app_config, setting):
+    app = create_app({**app_config, **setting})
+    assert app.extensions["mapsvc.read_cache"] is None
+    app.extensions["mapsvc.store"].dispose()

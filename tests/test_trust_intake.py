@@ -5,7 +5,15 @@ from __future__ import annotations
 import pytest
 
 from mapsvc.core.roles import Role
-from tests.helpers import HOME_CELL, cell_centre, event_by_public_id, layer_ids, reported_event, sibling_cells
+from tests.helpers import (
+    HOME_CELL,
+    cell_centre,
+    event_by_public_id,
+    layer_ids,
+    read_stale_s_later,
+    reported_event,
+    sibling_cells,
+)
 from tests.moderation_helpers import ONE_EVENT_CELLS, Acting, act, heat_reads, report_at
 
 HOME = cell_centre(HOME_CELL)
@@ -108,6 +116,7 @@ def test_withdrawing_a_pending_events_report_leaves_the_heat_alone(client, actin
         "/api/reports", json={"category": "raid", "lat": HOME[0], "lon": HOME[1], "fuzzed_on_device": True}
     )
     receipt = response.get_json()
+    read_stale_s_later(client.application)
     assert heat_reads(client) == heat
 
     client.delete(f"/api/reports/{receipt['id']}", json={"withdrawal_code": receipt["withdrawal_code"]})

@@ -163,7 +163,8 @@ class Store:
         """Yield a session in a write transaction; commit on success, roll back on error.
 
         Every write transaction also moves the store's version, in the same transaction, so
-        that answers cached for the version before it are never served again.
+        that what is cached for the version before it (route plans' street risk) is never used
+        again. (Map reads are kept a stated few seconds instead: mapsvc.web.readcache.)
 
         On SQLite, a transaction that deleted rows (a withdrawal, a prune, a merge) is followed
         by a checkpoint that leaves no old copy of them in the write-ahead log.

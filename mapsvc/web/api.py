@@ -26,7 +26,7 @@ from mapsvc.store.heat import HeatQuery, read_atoms
 from mapsvc.web import inputs, parse
 from mapsvc.web.identity import current_identity
 from mapsvc.web.openapi import openapi_document
-from mapsvc.web.readcache import Answer, read_cache, rounded_now
+from mapsvc.web.readcache import Answer, forget_answers, read_cache, rounded_now
 from mapsvc.web.reporting import take
 
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -61,13 +61,19 @@ def json_bytes_response(data: bytes, status: int = 200, cache: bool = False) -> 
     return response
 
 
-def _answer(session: Session, key: tuple[Any, ...], build: Callable[[], Any]) -> Answer:
-    """Return the encoded answer to a read, from the read cache while the store is unchanged."""
+def _answer(key: tuple[Any, ...], build: Callable[[Session], Any], shared: bool = True) -> Answer:
+    """Return the encoded answer to a read, from the read cache while it is young enough (READ_STALE_S).
+
+    ``build`` gets a reading session, opened only when the answer is computed. ``shared``: a
+    public answer, which the workers may share.
+    """
+
+    def encoded() -> bytes:
+        with get_store().reader() as session:
+            return encode(build(session))
+
     cache = read_cache()
-    if cache is None:
-        return Answer.of(encode(build()))
-    version = get_store().version(session)
-    return cache.answer((version, *key), lambda: encode(build()))
+    return Answer.of(encoded()) if cache is None else cache.answer(key, encoded, shared)
 
 
 def answer_response(answer: Answer) -> Response:
@@ -126,6 +132,7 @@ def delete_report(report_id: str) -> Response:
         withdrawn = withdraw_report(session, report_id, code, s.policies)
     if not withdrawn:
         raise NotFound(_("no report with that id and withdrawal code"))
+    forget_answers()
     return Response(status=204)
 
 
@@ -191,8 +198,7 @@ def layers() -> Response:
     # answer is theirs alone, never stored by a shared cache nor tagged for another's revalidation.
     singles = current_identity().can(Capability.SEE_SINGLE_EVENTS)
     key = ("layers", singles, at, bbox, limit, tuple(p.name for p in wanted), since)
-    with get_store().reader() as session:
-        body = _answer(session, key, lambda: _layers_body(session, s, at, bbox, limit, wanted, since, singles))
+    body = _answer(key, lambda session: _layers_body(session, s, at, bbox, limit, wanted, since, singles), not singles)
     if singles:
         response = json_bytes_response(body.body)
         response.headers["Cache-Control"] = "private, no-store"
@@ -262,8 +268,7 @@ def heat() -> Response:
         )
         wanted = parse.categories(request.args.get("category"), s.policies)
     key = ("heat", at, bbox, resolution, tuple(p.name for p in wanted))
-    with get_store().reader() as session:
-        body = _answer(session, key, lambda: _heat_body(session, s, at, bbox, resolution, wanted))
+    body = _answer(key, lambda session: _heat_body(session, s, at, bbox, resolution, wanted))
     return answer_response(body)
 
 

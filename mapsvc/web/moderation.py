@@ -22,6 +22,7 @@ from mapsvc.store import moderation as store
 from mapsvc.web import inputs
 from mapsvc.web.api import iso, json_response
 from mapsvc.web.identity import current_identity
+from mapsvc.web.readcache import forget_answers
 
 bp = Blueprint("moderation", __name__, url_prefix="/api/moderation")
 
@@ -63,7 +64,9 @@ def act(action: str, event_id: str, data: Mapping[str, Any]) -> store.QueueEvent
     function, field = ACTIONS[action]
     arguments = [] if field is None else [_argument(field, data)]
     with get_store().writing() as session:
-        return function(session, who, event_id, *arguments)
+        event = function(session, who, event_id, *arguments)
+    forget_answers()  # what the public map shows changed: at once for this moderator (mapsvc.web.readcache)
+    return event
 
 
 def event_body(event: store.QueueEvent) -> dict[str, Any]:

@@ -296,13 +296,11 @@ def _canonical_query() -> tuple[Any, ...]:
 
 
 def _cached(key: tuple[Any, ...], build: Any) -> Answer:
-    """Return the encoded answer, from the read cache while the store is unchanged."""
+    """Return the encoded answer, from the read cache while it is young enough (READ_STALE_S)."""
     cache = read_cache()
     if cache is None:
         return Answer.of(encode(build()))
-    with get_store().reader() as session:
-        version = get_store().version(session)
-    return cache.answer((version, *key), lambda: encode(build()))
+    return cache.answer(key, lambda: encode(build()))
 
 
 @bp.get("/collections/<collection_id>/items/<feature_id>")

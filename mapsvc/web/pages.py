@@ -18,6 +18,7 @@ from mapsvc.web import parse
 from mapsvc.web.delivery import csp_nonce
 from mapsvc.web.mapconfig import page_config, symbol
 from mapsvc.web.mapview import build_map, figure_of
+from mapsvc.web.readcache import forget_answers
 from mapsvc.web.reporting import take
 
 bp = Blueprint("pages", __name__)
@@ -111,6 +112,8 @@ def report_withdraw() -> tuple[str, int] | Response:
         return render_template("withdraw.html", error=error), 422
     with get_store().writing() as session:
         withdrawn = withdraw_report(session, report_id, code, settings().policies)
+    if withdrawn:
+        forget_answers()
     return render_template("withdraw.html", withdrawn=withdrawn, error=None), (200 if withdrawn else 404)
 
 

@@ -1,11 +1,24 @@
-"""Answers to the map's reads, kept in memory until the store's data changes.
+"""Answers to the map's reads, kept in memory for a few seconds: a stated staleness, not a check per read.
 
-Many phones in one city ask for the same view every minute, and between two writes the answer
-to the same question is the same: each worker computes it once. Every key holds the store's
-version, which every committed write moves in its own transaction, so a new report, a
-withdrawal or a moderator's decision shows at the next read. Reads of "now" are answered for
-``now`` rounded down to ``READ_CACHE_S`` seconds (the map refreshes every minute; decay over a
-few seconds does not change what it draws), so that the phones of one city share answers.
+Many phones in one city ask for the same view every minute: each worker computes an answer once
+and serves it for ``READ_STALE_S`` seconds (default 5), counted from the moment its computation
+began; an older answer is never served. So a new report, a moderator's approval or any other
+change shows on the public map within ``READ_STALE_S`` seconds (plus the time one answer takes
+to compute), and a write does not empty the cache: while a city reports a raid, reads stay fast.
+A hit asks the database nothing.
+
+Writes that take something off the public map (a withdrawal, every moderator's decision) drop
+this worker's answers and the shared ones in Redis at once (:func:`forget_answers`): the person
+who made the change sees it at the next read. Another worker's own answers may still show the
+removed event for up to ``READ_STALE_S`` seconds.
+
+While one thread computes a missing answer, the others that ask for it wait for that one
+computation instead of each running the same queries. With the limits in Redis, the workers also
+share the public answers and one computes a miss for all (:mod:`mapsvc.web.sharedanswers`).
+
+Reads of "now" are answered for ``now`` rounded down to ``READ_CACHE_S`` seconds (the map
+refreshes every minute; decay over a few seconds does not change what it draws), so that the
+phones of one city share answers.
 
 Nothing here is written to disk; the keys hold only the query (view, moment, categories), in a
 canonical form where several spellings ask the same (a moment rounded down, the page language
@@ -17,6 +30,7 @@ from __future__ import annotations
 
 import gzip
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
@@ -24,6 +38,9 @@ from datetime import UTC, datetime
 
 from flask import Flask, current_app
 from werkzeug.http import generate_etag
+
+from mapsvc.web import sharedanswers
+from mapsvc.web.sharedanswers import SharedAnswers
 
 
 @dataclass
@@ -51,47 +68,129 @@ class Answer:
 ENTRY_OVERHEAD_BYTES = 1024
 
 
-class ReadCache:
-    """A least-recently-used map of keys to answers, bounded in bytes (bodies plus each entry's overhead)."""
+#: Longest READ_STALE_S accepted: the map refreshes every minute.
+MAX_STALE_S = 60
 
-    def __init__(self, max_bytes: int) -> None:
+#: How long a thread waits for another's computation of the answer it wants before computing it too, in seconds.
+FLIGHT_WAIT_S = 30.0
+
+
+@dataclass
+class _Kept:
+    answer: Answer
+    until: float  # on the cache's clock: served while the clock is before this
+
+
+class _Flight:
+    """One computation of an answer under way, which other threads asking for it wait for."""
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.answer: Answer | None = None
+
+
+class ReadCache:
+    """A least-recently-used map of keys to answers, each served ``stale_s`` seconds, bounded in bytes.
+
+    The bound counts bodies plus each entry's overhead. ``shared``: answers shared with the
+    other workers (public answers only; :meth:`answer`'s ``shared``).
+    """
+
+    def __init__(
+        self,
+        max_bytes: int,
+        stale_s: float,
+        shared: SharedAnswers | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.max_bytes = max_bytes
-        self._bodies: OrderedDict[Hashable, Answer] = OrderedDict()
+        self.stale_s = stale_s
+        self.shared = shared
+        self.clock = clock
+        self._kept: OrderedDict[Hashable, _Kept] = OrderedDict()
+        self._flights: dict[Hashable, _Flight] = {}
         self._size = 0
+        self._generation = 0  # moved by forget(): computations begun before it are not kept
         self._lock = threading.Lock()
 
     def get(self, key: Hashable) -> Answer | None:
-        """Return the answer kept for ``key``, or None."""
+        """Return the answer kept for ``key`` if it is younger than ``stale_s``, else None."""
         with self._lock:
-            body = self._bodies.get(key)
-            if body is not None:
-                self._bodies.move_to_end(key)
-            return body
+            kept = self._kept.get(key)
+            if kept is None:
+                return None
+            if self.clock() >= kept.until:
+                self._size -= _cost(self._kept.pop(key).answer)
+                return None
+            self._kept.move_to_end(key)
+            return kept.answer
 
     def __len__(self) -> int:
         """Return how many answers are kept."""
-        return len(self._bodies)
+        return len(self._kept)
 
-    def put(self, key: Hashable, answer: Answer) -> None:
-        """Keep ``answer`` for ``key``, dropping the least recently used beyond the byte bound."""
+    def put(self, key: Hashable, answer: Answer, until: float | None = None) -> None:
+        """Keep ``answer`` for ``key`` until ``until`` (default: ``stale_s`` from now), within the byte bound."""
         if len(answer.body) > self.max_bytes // 4:
             return  # one huge answer must not flush every other
-        cost = _cost(answer)
+        kept = _Kept(answer, self.clock() + self.stale_s if until is None else until)
         with self._lock:
-            old = self._bodies.pop(key, None)
-            self._size += cost - (_cost(old) if old is not None else 0)
-            self._bodies[key] = answer
+            old = self._kept.pop(key, None)
+            self._size += _cost(answer) - (_cost(old.answer) if old is not None else 0)
+            self._kept[key] = kept
             while self._size > self.max_bytes:
-                _, dropped = self._bodies.popitem(last=False)
-                self._size -= _cost(dropped)
+                _, dropped = self._kept.popitem(last=False)
+                self._size -= _cost(dropped.answer)
 
-    def answer(self, key: Hashable, build: Callable[[], bytes]) -> Answer:
-        """Return the answer for ``key``, building and keeping it when missing."""
+    def answer(self, key: Hashable, build: Callable[[], bytes], shared: bool = True) -> Answer:
+        """Return the answer for ``key``: kept, or computed once however many threads ask meanwhile.
+
+        ``shared``: the answer is public, and may come from (and go to) the other workers.
+        """
         answer = self.get(key)
-        if answer is None:
-            answer = Answer.of(build())
-            self.put(key, answer)
+        if answer is not None:
+            return answer
+        with self._lock:
+            flight = self._flights.get(key)
+            leads = flight is None
+            if flight is None:
+                flight = self._flights[key] = _Flight()
+        if not leads:
+            if flight.done.wait(FLIGHT_WAIT_S) and flight.answer is not None:
+                return flight.answer
+            return Answer.of(build())  # the computation failed, or hangs: this thread's own
+        try:
+            flight.answer = self._compute(key, build, shared)
+            return flight.answer
+        finally:
+            with self._lock:
+                if self._flights.get(key) is flight:
+                    del self._flights[key]
+            flight.done.set()
+
+    def _compute(self, key: Hashable, build: Callable[[], bytes], shared: bool) -> Answer:
+        """Compute (or fetch from the other workers) the answer, and keep it for what is left of its life."""
+        generation = self._generation
+        if shared and self.shared is not None:
+            body, left = self.shared.answer(key, build)
+        else:
+            began = self.clock()
+            body = build()
+            left = self.stale_s - (self.clock() - began)
+        answer = Answer.of(body)
+        if left > 0 and generation == self._generation:
+            self.put(key, answer, self.clock() + left)
         return answer
+
+    def forget(self) -> None:
+        """Drop every answer, here and shared; answers being computed now are not kept either."""
+        with self._lock:
+            self._kept.clear()
+            self._flights.clear()  # threads asking from now on compute afresh
+            self._size = 0
+            self._generation += 1
+        if self.shared is not None:
+            self.shared.forget()
 
 
 def _cost(answer: Answer) -> int:
@@ -119,10 +218,21 @@ def read_cache() -> ReadCache | None:
     return cache
 
 
+def forget_answers() -> None:
+    """Drop the kept answers, here and shared: call after a write that takes something off the public map."""
+    cache = read_cache()
+    if cache is not None:
+        cache.forget()
+
+
 def init_app(app: Flask) -> None:
-    """Check the settings and make the app's cache (none when READ_CACHE_S or READ_CACHE_MB is 0)."""
-    seconds, megabytes = app.config["READ_CACHE_S"], app.config["READ_CACHE_MB"]
+    """Check the settings and make the app's cache (none when READ_CACHE_S, READ_CACHE_MB or READ_STALE_S is 0)."""
+    seconds, megabytes, stale = (app.config[name] for name in ("READ_CACHE_S", "READ_CACHE_MB", "READ_STALE_S"))
     if not isinstance(seconds, int) or not isinstance(megabytes, int | float) or seconds < 0 or megabytes < 0:
         raise ValueError("READ_CACHE_S must be a whole number of seconds >= 0 and READ_CACHE_MB a number >= 0")
-    enabled = seconds > 0 and megabytes > 0
-    app.extensions["mapsvc.read_cache"] = ReadCache(int(megabytes * 2**20)) if enabled else None
+    if isinstance(stale, bool) or not isinstance(stale, int | float) or not 0 <= stale <= MAX_STALE_S:
+        raise ValueError(f"READ_STALE_S must be a number of seconds from 0 to {MAX_STALE_S}")
+    cache = None
+    if seconds > 0 and megabytes > 0 and stale > 0:
+        cache = ReadCache(int(megabytes * 2**20), float(stale), sharedanswers.from_config(app.config, float(stale)))
+    app.extensions["mapsvc.read_cache"] = cache

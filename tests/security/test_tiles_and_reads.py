@@ -525,7 +525,7 @@ def test_any_lang_value_shares_the_cached_answer_of_its_language(client, builds)
 
 
 def test_many_tiny_answers_cannot_outgrow_the_cache():
-    cache = ReadCache(max_bytes=64 * 1024)
+    cache = ReadCache(max_bytes=64 * 1024, stale_s=5)
     for i in range(10_000):
         cache.put(("layers", i), Answer.of(b"{}"))
 

@@ -1,0 +1,79 @@
+"""The write lane of ``mapsvc serve``: a report is answered while every read thread is busy."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+import time
+
+import pytest
+
+from mapsvc.lanes import is_write
+from tests.conftest import BISHKEK
+from tests.servers import serving
+
+
+@pytest.mark.parametrize(
+    ("start", "write"),
+    [
+        (b"POST /api/reports HTTP/1.1\r\n", True),
+        (b"POST /report HTTP/1.1\r\n", True),
+        (b"DELETE /api/reports/abc HTTP/1.1\r\n", True),
+        (b"PUT /x HTTP/1.1\r\n", True),
+        (b"PATCH /x HTTP/1.1\r\n", True),
+        (b"GET /api/layers HTTP/1.1\r\n", False),
+        (b"HEAD / HTTP/1.1\r\n", False),
+        (b"OPTIONS * HTTP/1.1\r\n", False),
+        (b"GET /POST HTTP/1.1\r\n", False),
+    ],
+)
+def test_requests_that_change_something_are_told_from_reads_without_consuming_them(start, write):
+    server, client = socket.socketpair()
+    with server, client:
+        client.sendall(start)
+        time.sleep(0.01)
+
+        assert is_write(server) is write
+        assert server.recv(100) == start
+
+
+def test_a_connection_whose_request_has_not_come_yet_goes_to_the_write_lane():
+    server, client = socket.socketpair()
+    with server, client:
+        assert is_write(server)
+
+
+def test_a_closed_connection_is_no_write():
+    server, client = socket.socketpair()
+    with server:
+        client.close()
+        assert not is_write(server)
+
+
+def _busy_read(port: int) -> socket.socket:
+    """Return a kept-alive connection whose second request never ends: it holds a read thread."""
+    connection = socket.create_connection(("127.0.0.1", port), timeout=10)
+    connection.sendall(b"GET /api/health HTTP/1.1\r\nHost: mapsvc\r\n\r\n")
+    answer = b""
+    while b'"ok"}' not in answer:
+        answer += connection.recv(4096)
+    connection.sendall(b"GET /api/layers HTTP/1.1\r\nHost: mapsvc\r\n")  # no blank line: the headers go on
+    return connection
+
+
+@pytest.mark.engines("sqlite")
+def test_a_report_is_answered_while_every_read_thread_is_busy(migrated_template, tmp_path):
+    url = migrated_template.fresh(tmp_path)
+    body = json.dumps({"category": "checkpoint", "lat": BISHKEK[0], "lon": BISHKEK[1]})
+    args = ("--threads", "1", "--write-threads", "2")
+    with serving(url, tmp_path / "server.log", args=args) as port:
+        busy = _busy_read(port)
+        time.sleep(0.5)  # the read thread has it, and waits for the rest of its headers
+        report = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        report.request("POST", "/api/reports", body, {"Content-Type": "application/json"})
+        status = report.getresponse().status
+        report.close()
+        busy.close()
+
+    assert status == 201
