@@ -41,7 +41,7 @@ def is_write(sock: socket.socket) -> bool:
 
 
 class LaneWorker(JsonErrorWorker):
-    """gunicorn's threaded worker (its own errors in JSON) with a second thread pool for requests that change something."""
+    """gunicorn's threaded worker (its own errors in JSON), with a second pool for requests that change something."""
 
     write_threads = 16
     tpool: ThreadPoolExecutor

@@ -48,7 +48,7 @@ def serving(
     ``settings`` (``MAPSVC_*`` names without the prefix) say otherwise. The server's log is
     printed on the way out, where pytest shows it for a failed test.
     """
-    process, port = start(database_url, log, workers, **settings)
+    process, port = start(database_url, log, workers, args=args, **settings)
     try:
         yield port
     finally:
@@ -56,7 +56,12 @@ def serving(
 
 
 def start(
-    database_url: str, log: Path, workers: int = 1, own_group: bool = False, **settings: str
+    database_url: str,
+    log: Path,
+    workers: int = 1,
+    own_group: bool = False,
+    args: tuple[str, ...] = (),
+    **settings: str,
 ) -> tuple[subprocess.Popen[bytes], int]:
     """Start ``mapsvc serve`` (see :func:`serving`); return the process and port once it is healthy.
 
