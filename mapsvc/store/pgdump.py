@@ -19,6 +19,7 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
 from contextlib import suppress
 from pathlib import Path
 from typing import IO, Any
@@ -145,12 +146,12 @@ def restore(url: str, path: Path) -> None:
     """Replace mapsvc's tables in the database with the dump's, in one transaction."""
     uri, env = libpq(url)
     env["PGOPTIONS"] = "-c client_min_messages=warning"  # no notices to fill the pipe while the script flows
-    listing = path.with_name(f".{path.name}.{os.getpid()}.list")
-    listing.write_text(_restore_list(path))
-    try:
-        _run_restore(uri, env, path, listing)
-    finally:
-        listing.unlink(missing_ok=True)
+    # The list of entries to restore (names only) goes to a private temporary file, not beside the
+    # backup, whose folder may be read-only.
+    with tempfile.NamedTemporaryFile("w", prefix="mapsvc-restore-", suffix=".list") as listing:
+        listing.write(_restore_list(path))
+        listing.flush()
+        _run_restore(uri, env, path, Path(listing.name))
 
 
 def _run_restore(uri: str, env: dict[str, str], path: Path, listing: Path) -> None:
