@@ -196,6 +196,9 @@
       }
       if (r.status < 400 || r.status >= 500 || r.status === 408 || r.status === 429) return { kept: retryAfterMs(r) };
       return r.json().then(function (answer) {
+        // The page's CSRF token is not the session's (signed in or out since it loaded): the report is
+        // not at fault; it waits, and a page loaded again (with the session's token) sends it.
+        if (r.status === 403 && answer && answer.field === "csrf_token") return { kept: 0 };
         return { refused: (answer && answer.error) || String(r.status) };
       }, function () { return { refused: String(r.status) }; });
     }, function () {  // no connection, a reset or refused connection, or no answer in time

@@ -261,3 +261,21 @@ def test_a_signed_in_peer_reports_from_the_map(page, served, proxy):
     page.click("[data-withdraw]")  # a withdrawal with the session is a write too
     page.wait_for_function("() => !document.querySelector('.code').textContent")
     assert reports_stored(served) == before
+
+
+def test_a_report_refused_for_a_stale_csrf_token_waits_for_the_page_to_be_loaded_again(page, served, proxy):
+    """The map was opened before signing in (in another tab): its token is not the session's, nor the report's fault."""
+    make_account(served[0].app, Role.PEER, "sedge-phone")
+    open_map(page, proxy)
+    before = reports_stored(served)
+    page.request.post(proxy.url + "/login", form={"username": "sedge-phone", "password": STAFF_PASSWORD})
+
+    report(page, "raid")
+    wait_for_tries(page, proxy, 2)
+
+    assert "saved on this phone" in page.inner_text("[data-message=done]")
+    assert len(page.evaluate(QUEUED)) == 1
+    assert page.is_hidden("#outbox-refused")
+    page.reload()  # a page with the session's token sends it
+    page.wait_for_function(QUEUE_EMPTY)
+    assert reports_stored(served) == before + 1
