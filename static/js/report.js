@@ -19,6 +19,8 @@
   // A try that has no answer by then is given up and made again later (the key keeps it once).
   var POST_TIMEOUT_MS = 60000;
   var sheet = document.getElementById("report-flow");
+  /** The session's CSRF token the page was served with (empty when not signed in): writes with a session need it. */
+  function csrf() { return (document.querySelector("meta[name=csrf-token]") || {}).content || ""; }
   var state = {};
   var drawn = L.layerGroup().addTo(map);
 
@@ -178,7 +180,9 @@
     var timeout = setTimeout(function () { abort.abort(); }, POST_TIMEOUT_MS);
     return fetch(cfg.urls.reports, {
       method: "POST",
-      headers: { "Content-Type": "application/json", Accept: "application/json", "Idempotency-Key": entry.key },
+      headers: {
+        "Content-Type": "application/json", Accept: "application/json", "Idempotency-Key": entry.key, "X-CSRF-Token": csrf()
+      },
       body: JSON.stringify(report), credentials: "same-origin", cache: "no-store", signal: abort.signal
     }).then(function (r) {
       clearTimeout(timeout);
@@ -192,6 +196,9 @@
       }
       if (r.status < 400 || r.status >= 500 || r.status === 408 || r.status === 429) return { kept: retryAfterMs(r) };
       return r.json().then(function (answer) {
+        // The page's CSRF token is not the session's (signed in or out since it loaded): the report is
+        // not at fault; it waits, and a page loaded again (with the session's token) sends it.
+        if (r.status === 403 && answer && answer.field === "csrf_token") return { kept: 0 };
         return { refused: (answer && answer.error) || String(r.status) };
       }, function () { return { refused: String(r.status) }; });
     }, function () {  // no connection, a reset or refused connection, or no answer in time
@@ -310,7 +317,7 @@
 
   function withdraw(id, code) {
     return fetch(cfg.urls.reports + "/" + encodeURIComponent(id), {
-      method: "DELETE", headers: { "X-Withdrawal-Code": code }, credentials: "same-origin", cache: "no-store"
+      method: "DELETE", headers: { "X-Withdrawal-Code": code, "X-CSRF-Token": csrf() }, credentials: "same-origin", cache: "no-store"
     }).then(function (r) {
       if (r.status !== 204 && r.status !== 404) throw new Error(String(r.status));
       save(MINE, load(MINE).filter(function (m) { return m.id !== id; }));

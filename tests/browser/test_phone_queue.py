@@ -16,11 +16,13 @@ from datetime import timedelta
 
 import pytest
 
+from mapsvc.core.roles import Role
 from tests.browser.conftest import Service, served_app, shot
 from tests.browser.test_phone_keeps import report
 from tests.conftest import NOW
 from tests.faulty_proxy import FaultyProxy
-from tests.helpers import stored_counts
+from tests.helpers import PASSWORD as STAFF_PASSWORD
+from tests.helpers import make_account, stored_counts
 
 #: Tries come again after a random wait of up to 150 ms, doubling to at most 600 ms: a few
 #: seconds of failures make several tries (the service's own default is 2 s up to 5 minutes).
@@ -238,3 +240,42 @@ def test_a_phone_that_cannot_keep_anything_still_sends_its_report(page, served, 
     assert page.inner_text("[data-message=done]") == "Sent. Thank you: your report was received."
     assert reports_stored(served) == before + 1
     assert page.evaluate("() => localStorage.length") == 0
+
+
+def test_a_signed_in_peer_reports_from_the_map(page, served, proxy):
+    """Writes with a session need its CSRF token: the phone sends the page's, else every try is refused (403)."""
+    make_account(served[0].app, Role.PEER, "reed-phone")
+    page.goto(proxy.url + "/login?lang=en")
+    page.fill("input[name=username]", "reed-phone")
+    page.fill("input[name=password]", STAFF_PASSWORD)
+    page.click("main button[type=submit]")
+    page.wait_for_url("**/account")
+    open_map(page, proxy)
+    before = reports_stored(served)
+
+    report(page, "raid")
+
+    assert page.inner_text("[data-message=done]") == "Sent. Thank you: your report was received."
+    assert reports_stored(served) == before + 1
+    assert page.is_hidden("#outbox")
+    page.click("[data-withdraw]")  # a withdrawal with the session is a write too
+    page.wait_for_function("() => !document.querySelector('.code').textContent")
+    assert reports_stored(served) == before
+
+
+def test_a_report_refused_for_a_stale_csrf_token_waits_for_the_page_to_be_loaded_again(page, served, proxy):
+    """The map was opened before signing in (in another tab): its token is not the session's, nor the report's fault."""
+    make_account(served[0].app, Role.PEER, "sedge-phone")
+    open_map(page, proxy)
+    before = reports_stored(served)
+    page.request.post(proxy.url + "/login", form={"username": "sedge-phone", "password": STAFF_PASSWORD})
+
+    report(page, "raid")
+    wait_for_tries(page, proxy, 2)
+
+    assert "saved on this phone" in page.inner_text("[data-message=done]")
+    assert len(page.evaluate(QUEUED)) == 1
+    assert page.is_hidden("#outbox-refused")
+    page.reload()  # a page with the session's token sends it
+    page.wait_for_function(QUEUE_EMPTY)
+    assert reports_stored(served) == before + 1
