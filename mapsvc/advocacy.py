@@ -31,6 +31,7 @@ from mapsvc.errors import InvalidInput
 from mapsvc.settings import Settings
 from mapsvc.store.advocacy import Period, PublicEvent, count_rows, load_districts, public_events
 from mapsvc.store.db import Store
+from mapsvc.web.parse import YEARS
 
 #: How many levels coarser than the count atoms an advocate may aggregate.
 COARSER_LEVELS = 3
@@ -79,9 +80,12 @@ def _month(values: Mapping[str, str], name: str, default: Month) -> Month:
     if not text:
         return default
     try:
-        return Month.parse(text)
+        month = Month.parse(text)
     except ValueError:
         raise InvalidInput(f"{name}: a month is written YYYY-MM", name) from None
+    if not YEARS[0] <= month.year <= YEARS[1]:  # a month's start and end are computed with its zone
+        raise InvalidInput(f"{name}: the year must lie between {YEARS[0]} and {YEARS[1]}", name)
+    return month
 
 
 def _choices(values: Mapping[str, str], name: str, known: list[str]) -> frozenset[str]:

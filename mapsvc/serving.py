@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 import socket
+from http import HTTPStatus
 from typing import Any
 
 from gunicorn import util
@@ -61,8 +62,6 @@ def json_error(status: int) -> bytes:
 
 
 def _reason(status: int) -> str:
-    from http import HTTPStatus
-
     try:
         return HTTPStatus(status).phrase
     except ValueError:

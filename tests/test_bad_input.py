@@ -282,3 +282,15 @@ def test_empty_query_parameter_is_the_same_as_none(client, path, parameter):
 
 def test_empty_ogc_datetime_is_refused(client):
     _assert_refused(client.get("/ogc/collections/checkpoint/items", query_string={"datetime": ""}), 400, "datetime")
+
+
+@pytest.mark.parametrize(
+    ("query", "field"), [("from=0001-01", "from"), ("to=9999-12", "to"), ("compare_from=0001-01", "compare_from")]
+)
+@pytest.mark.parametrize("path", ["/advocacy/exports/areas.csv", "/advocacy/charts/month-category.svg"])
+def test_advocacy_month_out_of_range_is_refused(app, client, path, query, field):
+    sign_in(client, app, "advocate")
+
+    response = client.get(f"{path}?{query}", headers={"Accept": "application/json"})
+
+    _assert_refused(response, 422, field)

@@ -12,6 +12,8 @@ from openapi_spec_validator import validate
 from referencing import Registry
 from referencing.jsonschema import DRAFT202012
 
+from mapsvc.web.ogc_openapi import DATETIME_PATTERN
+from mapsvc.web.parse import YEARS
 from tests.conftest import NOW
 from tests.helpers import HOME_CELL, cell_centre, post_device
 
@@ -258,3 +260,10 @@ def test_every_operation_documents_its_limits_and_failures(document):
             assert {"401", "503"} <= codes, (path, method)
             if "requestBody" in operation:
                 assert {"400", "413", "415"} <= codes, (path, method)
+
+
+@pytest.mark.parametrize("year", [1969, 1970, 2026, 2999, 3000])
+def test_ogc_datetime_pattern_keeps_to_the_years_read(year):
+    matches = re.fullmatch(DATETIME_PATTERN, f"{year}-06-15T10:00:00Z/..") is not None
+
+    assert matches == (YEARS[0] <= year <= YEARS[1])

@@ -96,7 +96,8 @@ def _strings(value: Any, root: str = "") -> Iterator[tuple[str, str]]:
             stack.extend((f"{path}[{i}]", child) for i, child in enumerate(item))
 
 
-def _refuse_unstorable(strings: Iterable[tuple[str, str]], status: int = 400) -> None:
+def _refuse_unstorable(strings: Iterable[tuple[str, str]]) -> None:
+    """Refuse (400) the first text that holds NUL or a lone surrogate, naming its field."""
     for field, text in strings:
         if unstorable(text):
             # The field's name may itself be what is refused: name the field that holds it.
@@ -104,7 +105,7 @@ def _refuse_unstorable(strings: Iterable[tuple[str, str]], status: int = 400) ->
             raise InvalidInput(
                 _("%(field)s holds a NUL character or a lone surrogate, which no text may hold", field=name),
                 name,
-                status=status,
+                status=400,
             )
 
 
@@ -112,7 +113,7 @@ def refuse_unstorable_parameters() -> None:
     """Refuse NUL in the path, the query or a form, before any view or store sees it (400)."""
     if "\x00" in request.path:
         raise InvalidInput(_("the address holds a NUL character"), "path", status=400)
-    _refuse_unstorable(_parameters(), status=400)
+    _refuse_unstorable(_parameters())
 
 
 def _parameters() -> Iterator[tuple[str, str]]:
