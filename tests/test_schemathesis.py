@@ -22,9 +22,11 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
+from sqlalchemy import text
 
 from mapsvc import create_app
 from mapsvc.core.roles import Role
+from mapsvc.store import get_store
 from tests.conftest import BISHKEK, NOW
 from tests.helpers import make_api_token
 
@@ -143,7 +145,12 @@ def token(app) -> str:
 
 
 @pytest.fixture
-def seeded(client) -> None:
+def seeded(app, client) -> None:
+    # No street network, as the module says (a plan is answered 409): a network another test left
+    # in a database it shares would make far points 422, which no schema can say.
+    with app.app_context(), get_store().writing() as session:
+        for table in ("road_edges", "road_nodes", "road_networks"):
+            session.execute(text(f"DELETE FROM {table}"))
     for category in ("checkpoint", "raid", "attack"):
         body = {"category": category, "lat": BISHKEK[0], "lon": BISHKEK[1]}
         assert client.post("/api/reports", json=body).status_code == 201
