@@ -32,6 +32,7 @@ import http.client
 import json
 import os
 import random
+import resource
 import shutil
 import socket
 import statistics
@@ -73,6 +74,57 @@ done = function(summary, latency, requests)
     latency.max))
 end
 """
+
+
+def _cpu_s(pid: int) -> float:
+    """Return the CPU seconds (user and system) that process ``pid`` and its descendants have used, 0 if gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        children = [
+            int(child)
+            for task in Path(f"/proc/{pid}/task").iterdir()
+            for child in (task / "children").read_text().split()
+        ]
+    except (OSError, IndexError, ValueError):
+        return 0.0
+    return own + sum(_cpu_s(child) for child in children)
+
+
+def _machine_busy_s() -> float:
+    """Return the CPU seconds the whole machine has spent busy (not idle, not waiting for disks) since boot."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def _clients_cpu_s() -> float:
+    """Return the CPU seconds that this process's finished children (wrk, the writer) have used."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _postmaster(db_url: str) -> int | None:
+    """Return the process id of the PostgreSQL server behind ``db_url`` if it runs on this machine."""
+    if not db_url.startswith("postgresql"):
+        return None
+    engine = create_engine(db_url)
+    with engine.connect() as c:
+        backend = int(c.execute(text("SELECT pg_backend_pid()")).scalar_one())
+    engine.dispose()
+    try:
+        return int(Path(f"/proc/{backend}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+@dataclass
+class Cpu:
+    """Share of the machine's CPU time used during a run (in %): by the service, its database, the clients, all."""
+
+    service: float
+    database: float
+    clients: float
+    busy: float
 
 
 @dataclass
@@ -148,8 +200,8 @@ def prepare(env: dict[str, str], reports: int) -> None:
 
 
 @contextmanager
-def serving(env: dict[str, str], threads: int | None) -> Iterator[int]:
-    """Run ``mapsvc serve`` with two workers on a free loopback port; yield the port once it answers."""
+def serving(env: dict[str, str], threads: int | None) -> Iterator[tuple[int, int]]:
+    """Run ``mapsvc serve`` with two workers on a free loopback port; yield the port and its pid once it answers."""
     port = _free_port()
     args = ["serve", "--port", str(port), "--workers", "2", *(["--threads", str(threads)] if threads else [])]
     server = _mapsvc(env, *args, stdout=subprocess.DEVNULL)
@@ -164,7 +216,7 @@ def serving(env: dict[str, str], threads: int | None) -> Iterator[int]:
                     break
             except OSError:
                 time.sleep(0.1)
-        yield port
+        yield port, server.pid
     finally:
         server.terminate()
         server.wait(30)
@@ -268,10 +320,13 @@ def stored(db_url: str, ids: list[str]) -> int:
     return found
 
 
-def run_engine(engine: str, args: argparse.Namespace) -> list[tuple[str, float, Reads, Writes | None, int]]:
+Row = tuple[str, float, Reads, Writes | None, int, Cpu]
+
+
+def run_engine(engine: str, args: argparse.Namespace) -> list[Row]:
     """Measure one engine without and with writes; return the table's rows."""
     tag = f"mapsvc-bench-load-{os.getpid()}"
-    rows: list[tuple[str, float, Reads, Writes | None, int]] = []
+    rows: list[Row] = []
     with tempfile.TemporaryDirectory() as scratch, database(engine, Path(scratch), args.postgres_url) as db_url:
         env = {
             **os.environ,
@@ -283,14 +338,31 @@ def run_engine(engine: str, args: argparse.Namespace) -> list[tuple[str, float, 
         }
         prepare(env, args.reports)
         path = read_url(env)
-        with serving(env, args.threads) as port:
+        postmaster = _postmaster(db_url)
+        with serving(env, args.threads) as (port, pid):
             read_result(read_load(port, path, 3, args.readers))  # warm-up: every worker imported and connected
             for rate in (0, args.rate):
+                before = (
+                    time.monotonic(),
+                    _cpu_s(pid),
+                    _cpu_s(postmaster) if postmaster else 0.0,
+                    _clients_cpu_s(),
+                    _machine_busy_s(),
+                )
                 wrk = read_load(port, path, args.seconds, args.readers)
                 writes = write_result(write_load(port, rate, args.seconds)) if rate else None
                 reads = read_result(wrk)
+                after = (
+                    time.monotonic(),
+                    _cpu_s(pid),
+                    _cpu_s(postmaster) if postmaster else 0.0,
+                    _clients_cpu_s(),
+                    _machine_busy_s(),
+                )
+                machine = (after[0] - before[0]) * (os.cpu_count() or 1) / 100  # CPU seconds in 1 %
+                cpu = Cpu(*((a - b) / machine for a, b in zip(after[1:], before[1:], strict=True)))
                 found = stored(db_url, writes.ids) if writes else 0
-                rows.append((engine, rate, reads, writes, found))
+                rows.append((engine, rate, reads, writes, found, cpu))
                 print(f"  {engine}, {rate} reports/s: done", file=sys.stderr)
                 time.sleep(2)
     server = redis.Redis.from_url(args.redis_url)
@@ -299,14 +371,14 @@ def run_engine(engine: str, args: argparse.Namespace) -> list[tuple[str, float, 
     return rows
 
 
-def print_table(rows: list[tuple[str, float, Reads, Writes | None, int]]) -> None:
-    """Print the measurements as a Markdown table."""
+def print_table(rows: list[Row]) -> None:
+    """Print the measurements as a Markdown table (CPU: shares of the whole machine's time in the run)."""
     print(
         "| engine | writes/s | reads req/s | reads p50 ms | reads p95 ms | read errors "
-        "| intake p50 ms | intake p95 ms | intake errors | 201s found/sent |"
+        "| intake p50 ms | intake p95 ms | intake errors | 201s found/sent | CPU % service/db/clients/all |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for engine, rate, reads, writes, found in rows:
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for engine, rate, reads, writes, found, cpu in rows:
         cells = [
             engine,
             f"{rate:g}",
@@ -319,6 +391,7 @@ def print_table(rows: list[tuple[str, float, Reads, Writes | None, int]]) -> Non
             cells += ["", "", "", ""]
         else:
             cells += [f"{writes.p50_ms:.0f}", f"{writes.p95_ms:.0f}", f"{writes.errors}", f"{found}/{len(writes.ids)}"]
+        cells.append(f"{cpu.service:.0f}/{cpu.database:.0f}/{cpu.clients:.0f}/{cpu.busy:.0f}")
         print("| " + " | ".join(cells) + " |")
 
 

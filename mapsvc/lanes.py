@@ -12,31 +12,56 @@ reports waited 0.9 s at the median and 2.3 s at the 95th percentile.
 So each worker keeps a second pool, the write lane (``--write-threads``, default 16, that is
 80 reports a second per worker at 200 ms each): a request whose first bytes name a method that
 changes something (POST, PUT, PATCH, DELETE) goes there, and reads never queue ahead of it. The
-main thread peeks at those bytes (``MSG_PEEK``: nothing is consumed) when the connection has
-data; a new connection whose request has not arrived yet goes to the write lane too, where it
-waits for its data as in gunicorn's own pool.
+main thread peeks at those bytes (``MSG_PEEK``: nothing is consumed), or at the bytes gunicorn
+has already read ahead of a kept-alive connection's next request.
+
+A new connection whose request has not arrived yet waits in the worker's poller, not in a
+thread of either pool, and is sorted when its first bytes come. (gunicorn's own worker gives it
+a thread to wait in; sent to the write lane, the map's new connections would fill it: measured,
+reports then waited 1.6 s at the median for a write thread.) It may wait as long as gunicorn's
+own worker lets it (its 5 s in a thread, then the keep-alive time in the poller).
+
+This worker uses gunicorn's threaded worker's inner parts (its pools, poller and pending
+connections), so pyproject.toml holds gunicorn to the release series it was written for.
 """
 
 from __future__ import annotations
 
+import contextlib
+import selectors
 import socket
+import threading
+import time
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Any
 
+from gunicorn.workers.gthread import DEFAULT_WORKER_DATA_TIMEOUT
+
 from mapsvc.serving import JsonErrorWorker
+from mapsvc.web import urgency
 
 #: How requests that change something start (the method and its space).
 WRITE_METHODS = (b"POST ", b"PUT ", b"PATCH ", b"DELETE ")
+#: The names of the write lane's threads start so.
+WRITE_LANE = "write-lane"
+#: As many bytes as the longest of them.
+_PEEK = max(len(m) for m in WRITE_METHODS)
 
 
-def is_write(sock: socket.socket) -> bool:
-    """Return whether the request waiting on ``sock`` changes something, or has not arrived yet."""
+def request_start(sock: socket.socket) -> bytes | None:
+    """Return the first bytes waiting on ``sock`` without consuming them: b"" if it is closed, None if none came yet."""
     try:
-        start = sock.recv(len(b"DELETE "), socket.MSG_PEEK | socket.MSG_DONTWAIT)
+        return sock.recv(_PEEK, socket.MSG_PEEK | socket.MSG_DONTWAIT)
     except BlockingIOError:
-        return True  # a new connection whose request is still on its way: it may be a report
-    except (OSError, ValueError):  # closed, or TLS (which mapsvc leaves to the proxy in front)
-        return False
+        return None
+    except (OSError, ValueError):  # closed under us, or TLS (which mapsvc leaves to the proxy in front)
+        return b""
+
+
+def changes_something(start: bytes) -> bool:
+    """Return whether a request that starts with ``start`` names a method that changes something."""
     return start.startswith(WRITE_METHODS)
 
 
@@ -45,19 +70,26 @@ class LaneWorker(JsonErrorWorker):
 
     write_threads = 16
     tpool: ThreadPoolExecutor
+    poller: selectors.BaseSelector
 
     def init_process(self) -> None:
         """Make the write lane, then run as gunicorn's threaded worker."""
-        self.write_lane = ThreadPoolExecutor(max_workers=self.write_threads, thread_name_prefix="write")
+        self.write_lane = ThreadPoolExecutor(max_workers=self.write_threads, thread_name_prefix=WRITE_LANE)
+        self.arriving: deque[Any] = deque()  # new connections waiting for their first bytes, by deadline
         super().init_process()
 
     def enqueue_req(self, conn: Any) -> None:
-        """Hand the connection to the write lane if its request changes something, else to the reads' pool.
+        """Hand the connection to the pool its request belongs to, or wait in the poller for the request.
 
         gunicorn calls this from the worker's main thread only, and submits to ``self.tpool``:
         the write lane stands in for it during the call.
         """
-        if not is_write(conn.sock):
+        buffered = conn.parser.unreader.buf.getvalue() if conn.parser is not None else b""
+        start = buffered or request_start(conn.sock)
+        if start is None and not (conn.initialized or conn.data_ready):
+            self._wait_for_request(conn)
+            return
+        if not (start and changes_something(start)):
             super().enqueue_req(conn)
             return
         reads, self.tpool = self.tpool, self.write_lane
@@ -65,6 +97,41 @@ class LaneWorker(JsonErrorWorker):
             super().enqueue_req(conn)
         finally:
             self.tpool = reads
+
+    def handle(self, conn: Any) -> Any:
+        """Handle a request: in the write lane as urgent, in the reads' pool once nothing is urgent."""
+        if threading.current_thread().name.startswith(WRITE_LANE):
+            urgency.begin()
+            try:
+                return super().handle(conn)
+            finally:
+                urgency.calm()
+        urgency.wait_for_calm()
+        return super().handle(conn)
+
+    def _wait_for_request(self, conn: Any) -> None:
+        """Keep a new connection in the poller until its first bytes come (or its time runs out)."""
+        conn.sock.setblocking(False)
+        conn.timeout = time.monotonic() + DEFAULT_WORKER_DATA_TIMEOUT + self.cfg.keepalive
+        self.arriving.append(conn)
+        self.poller.register(conn.sock, selectors.EVENT_READ, partial(self._request_came, conn))
+
+    def _request_came(self, conn: Any, client: socket.socket) -> None:
+        self.poller.unregister(client)
+        self.arriving.remove(conn)
+        conn.data_ready = True
+        self.enqueue_req(conn)
+
+    def murder_pending(self) -> None:
+        """Close pending connections past their time, gunicorn's and the ones still waiting for a request."""
+        super().murder_pending()
+        now = time.monotonic()
+        while self.arriving and self.arriving[0].timeout <= now:
+            conn = self.arriving.popleft()
+            with contextlib.suppress(OSError, KeyError, ValueError):
+                self.poller.unregister(conn.sock)
+            self.nr_conns -= 1
+            conn.close()
 
 
 def lane_worker(write_threads: int) -> type[LaneWorker]:

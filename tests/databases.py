@@ -44,7 +44,12 @@ TABLES = (
     "api_tokens",
     "districts",
     "intake_keys",
+    "road_networks",
+    "road_nodes",
+    "road_edges",
 )
+#: Tables a new copy holds rows of, which emptying would break: the store's write count (one row).
+KEPT_TABLES = ("store_version", "alembic_version")
 
 
 class SqliteDatabases:

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from mapsvc.lanes import is_write
+from mapsvc.lanes import changes_something, request_start
 from tests.conftest import BISHKEK
 from tests.servers import serving
 
@@ -34,21 +34,21 @@ def test_requests_that_change_something_are_told_from_reads_without_consuming_th
         client.sendall(start)
         time.sleep(0.01)
 
-        assert is_write(server) is write
+        assert changes_something(request_start(server)) is write
         assert server.recv(100) == start
 
 
-def test_a_connection_whose_request_has_not_come_yet_goes_to_the_write_lane():
+def test_a_connection_whose_request_has_not_come_yet_is_told_apart():
     server, client = socket.socketpair()
     with server, client:
-        assert is_write(server)
+        assert request_start(server) is None
 
 
-def test_a_closed_connection_is_no_write():
+def test_a_closed_connection_starts_with_nothing():
     server, client = socket.socketpair()
     with server:
         client.close()
-        assert not is_write(server)
+        assert request_start(server) == b""
 
 
 def _busy_read(port: int) -> socket.socket:
@@ -77,3 +77,32 @@ def test_a_report_is_answered_while_every_read_thread_is_busy(migrated_template,
         busy.close()
 
     assert status == 201
+
+
+@pytest.mark.engines("sqlite")
+def test_connections_that_have_sent_nothing_yet_hold_no_thread(migrated_template, tmp_path):
+    """Idle new connections wait in the poller: before, each held a thread (of the write lane) for 5 s."""
+    url = migrated_template.fresh(tmp_path)
+    body = json.dumps({"category": "checkpoint", "lat": BISHKEK[0], "lon": BISHKEK[1]})
+    args = ("--threads", "1", "--write-threads", "1")
+    with serving(url, tmp_path / "server.log", args=args) as port:
+        quiet = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(3)]
+        time.sleep(0.5)  # accepted, and waiting for their first bytes
+        report = http.client.HTTPConnection("127.0.0.1", port, timeout=3)  # less than the 5 s a thread would wait
+        report.request("POST", "/api/reports", body, {"Content-Type": "application/json"})
+        reported = report.getresponse().status
+        report.close()
+        read = http.client.HTTPConnection("127.0.0.1", port, timeout=3)
+        read.request("GET", "/api/health")
+        health = read.getresponse().status
+        read.close()
+        late = quiet[0]  # one of them sends its request at last, and is answered
+        late.sendall(b"GET /api/health HTTP/1.1\r\nHost: mapsvc\r\nConnection: close\r\n\r\n")
+        answer = b""
+        while chunk := late.recv(4096):
+            answer += chunk
+        for connection in quiet:
+            connection.close()
+
+    assert (reported, health) == (201, 200)
+    assert answer.startswith(b"HTTP/1.1 200")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import gzip
 import threading
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from sqlalchemy import event
@@ -13,7 +13,7 @@ from sqlalchemy import event
 from mapsvc import create_app
 from mapsvc.core.policy import DEFAULT_POLICIES
 from mapsvc.core.roles import Role
-from mapsvc.web.readcache import ENTRY_OVERHEAD_BYTES, Answer, ReadCache
+from mapsvc.web.readcache import ENTRY_OVERHEAD_BYTES, REFRESH_AFTER, Answer, ReadCache
 from tests.conftest import BISHKEK, NOW
 from tests.helpers import heat_cells, iso, layer_ids, parse_iso, post_device
 from tests.moderation_helpers import Acting, act
@@ -54,7 +54,7 @@ def ticks(app):
 
 
 @pytest.mark.parametrize("path", ["/api/layers", "/api/heat"])
-def test_a_new_report_shows_once_the_answer_is_read_stale_s_old(app, ticks, client, path):
+def test_a_new_report_shows_once_the_answer_is_due_for_its_successor(app, ticks, client, path):
     stale_s = app.config["READ_STALE_S"]
     minimum = DEFAULT_POLICIES["raid"].min_count_public
     for hours in range(1, minimum):  # one cell, one event short of showing as heat
@@ -63,10 +63,10 @@ def test_a_new_report_shows_once_the_answer_is_read_stale_s_old(app, ticks, clie
 
     post_device(client, BISHKEK, category="raid", occurred_at=NOW)
 
-    ticks.now += stale_s - 0.25
+    ticks.now += REFRESH_AFTER * stale_s - 0.25
     assert client.get(path).get_json() == before  # a write no longer empties the cache
     ticks.now += 0.25
-    assert client.get(path).get_json() != before  # but an answer READ_STALE_S old is not served
+    assert client.get(path).get_json() != before  # the first read at 70 % of READ_STALE_S computes anew
 
 
 def test_the_staleness_bound_is_five_seconds_by_default(app):
@@ -194,17 +194,100 @@ def test_one_huge_answer_is_not_kept():
     assert cache.get("small") == Answer.of(b"x")
 
 
-def test_an_answer_older_than_read_stale_s_is_not_served():
+def test_an_answer_is_never_served_older_than_read_stale_s_and_its_successor_comes_after_70_percent():
     ticks = Ticks()
     cache = ReadCache(max_bytes=10_000, stale_s=5, clock=ticks)
     builds = []
     build = lambda: builds.append(ticks.now) or b"answer"  # noqa: E731
 
-    for step in (0, 2, 2.75, 0.25, 4.75, 0.25):
+    for step in (0, 2, 1.4, 0.1, 1.5, 4.0):  # at 1000, 1002, 1003.4, 1003.5, 1005, 1009
         ticks.now += step
         assert cache.answer("key", build).body == b"answer"
 
-    assert builds == [1000.0, 1005.0, 1010.0]  # built again when 5 s old, not before
+    # the successor is computed by the first read at 70 % of the life (3.5 s), not before; an
+    # answer that nobody asked for until its life ended (1008.5) is not served either
+    assert builds == [1000.0, 1003.5, 1009.0]
+
+
+def test_while_one_read_computes_the_successor_the_others_are_served_the_kept_answer():
+    ticks = Ticks()
+    cache = ReadCache(max_bytes=10_000, stale_s=5, clock=ticks)
+    cache.answer("key", lambda: b"old")
+    ticks.now += 4  # due for its successor, still young enough to serve
+    builds = []
+
+    def slow() -> bytes:
+        builds.append(1)
+        time.sleep(0.5)  # the other reads come meanwhile
+        return b"new"
+
+    started = time.monotonic()
+    answers = _crowd(cache, slow)
+
+    assert len(builds) == 1
+    assert sorted(a.body for a in answers) == [b"new"] + [b"old"] * 7
+    assert cache.get("key") == Answer.of(b"new")
+    assert time.monotonic() - started < 5  # nobody waited for FLIGHT_WAIT_S
+
+
+def test_while_a_new_rounding_of_now_is_computed_the_one_before_stands_in():
+    cache = ReadCache(max_bytes=10_000, stale_s=5)
+    cache.answer("10:00:00", lambda: b"at 10:00:00")
+    computing = threading.Event()
+    answers = []
+
+    def slow() -> bytes:
+        computing.set()
+        time.sleep(0.5)
+        return b"at 10:00:10"
+
+    leader = threading.Thread(target=lambda: answers.append(cache.answer("10:00:10", slow, stand_in="10:00:00")))
+    leader.start()
+    computing.wait(5)
+    other = cache.answer("10:00:10", lambda: b"computed again", stand_in="10:00:00")
+    leader.join(5)
+
+    assert other == Answer.of(b"at 10:00:00")
+    assert answers == [Answer.of(b"at 10:00:10")]
+    assert cache.answer("10:00:10", lambda: b"computed again", stand_in="10:00:00") == Answer.of(b"at 10:00:10")
+
+
+def test_a_stand_in_too_old_to_serve_is_not_served():
+    ticks = Ticks()
+    cache = ReadCache(max_bytes=10_000, stale_s=5, clock=ticks)
+    cache.answer("10:00:00", lambda: b"at 10:00:00")
+    ticks.now += 5  # its life is over
+    computing = threading.Event()
+
+    def slow() -> bytes:
+        computing.set()
+        time.sleep(0.3)
+        return b"at 10:00:10"
+
+    leader = threading.Thread(target=lambda: cache.answer("10:00:10", slow))
+    leader.start()
+    computing.wait(5)
+    other = cache.answer("10:00:10", lambda: b"computed again", stand_in="10:00:00")
+    leader.join(5)
+
+    assert other == Answer.of(b"at 10:00:10")  # it waited for the computation instead
+
+
+@pytest.mark.parametrize("path", ["/api/layers", "/api/heat"])
+def test_a_read_of_now_names_the_same_read_one_rounding_earlier_as_its_stand_in(monkeypatch, client, path):
+    asked = []
+    real = ReadCache.answer
+    monkeypatch.setattr(ReadCache, "answer", lambda self, *a, **k: asked.append(a) or real(self, *a, **k))
+    rounding = timedelta(seconds=client.application.config["READ_CACHE_S"])
+
+    assert client.get(path).status_code == 200
+    assert client.get(f"{path}?at={iso(NOW - timedelta(hours=1))}").status_code == 200
+
+    (key, _build, _shared, stand_in), (_, _, _, given_moment) = asked
+    moments = [i for i, part in enumerate(key) if isinstance(part, datetime)]
+    assert len(moments) >= 1
+    assert stand_in == tuple(part - rounding if i == moments[0] else part for i, part in enumerate(key))
+    assert given_moment is None  # a moment asked for is answered for that moment only
 
 
 def test_the_bound_counts_from_when_the_computation_began():

@@ -173,3 +173,34 @@ def test_reads_are_answered_when_redis_is_down(worker_apps):
 
     assert layer_ids(client) == [created]
     assert client.get("/api/heat").status_code == 200
+
+
+def test_a_shared_answer_due_for_its_successor_is_computed_anew_by_one_worker(server):
+    first, second, third = (SharedAnswers(REDIS_URL, TAG, 1) for _ in range(3))
+    first.answer("key", lambda: b"old")
+    time.sleep(0.75)  # 0.25 s of its life left: due, at 70 %
+    builds = []
+    answers = []
+
+    def slow() -> bytes:
+        builds.append(1)
+        time.sleep(0.3)  # the third worker asks meanwhile
+        return b"new"
+
+    leader = threading.Thread(target=lambda: answers.append(second.answer("key", slow, refresh_left_s=0.3)))
+    leader.start()
+    time.sleep(0.1)
+    body, left = third.answer("key", lambda: builds.append(1) or b"third's", refresh_left_s=0.3)
+    leader.join(5)
+
+    assert (body, builds) == (b"old", [1])  # served what there is while the second computes, not waiting
+    assert 0 < left <= 0.25
+    assert answers[0][0] == b"new"
+    assert first.answer("key", lambda: b"first's again")[0] == b"new"
+
+
+def test_a_shared_answer_not_yet_due_is_taken_as_it_is(server):
+    first, second = SharedAnswers(REDIS_URL, TAG, 5), SharedAnswers(REDIS_URL, TAG, 5)
+    first.answer("key", lambda: b"old")
+
+    assert second.answer("key", lambda: b"new", refresh_left_s=1.5)[0] == b"old"

@@ -12,12 +12,13 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import CursorResult, Engine, Result, create_engine, event, select, text, update
+from sqlalchemy import CursorResult, Engine, Result, create_engine, event, make_url, select, text, update
 from sqlalchemy.exc import InterfaceError, OperationalError, ProgrammingError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from mapsvc.errors import MapsvcError
 from mapsvc.store.models import StoreVersion
+from mapsvc.store.writers import NoLockFile, WritersBusy, WriterTurns
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent.parent / "migrations"
 
@@ -140,6 +141,14 @@ _NEXT_VERSION = update(StoreVersion).where(StoreVersion.id == 1).values(writes=S
 _VERSION = select(StoreVersion.writes).where(StoreVersion.id == 1)
 
 
+def _sqlite_file(url: str) -> Path | None:
+    """Return the file of a SQLite URL, or None for a database in memory."""
+    database = make_url(url).database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return Path(database).resolve()
+
+
 class Store:
     """The database behind one app: an engine and its session factories."""
 
@@ -148,6 +157,7 @@ class Store:
         self.engine = make_engine(url, sqlite_synchronous)
         self._reader = sessionmaker(self.engine, expire_on_commit=False)
         self._writer = sessionmaker(self.engine.execution_options(mapsvc_writer=True), expire_on_commit=False)
+        self._turns = WriterTurns(_sqlite_file(url), SQLITE_TIMEOUT_S) if self.dialect == "sqlite" else None
 
     @property
     def dialect(self) -> str:
@@ -166,15 +176,30 @@ class Store:
         that what is cached for the version before it (route plans' street risk) is never used
         again. (Map reads are kept a stated few seconds instead: mapsvc.web.readcache.)
 
-        On SQLite, a transaction that deleted rows (a withdrawal, a prune, a merge) is followed
-        by a checkpoint that leaves no old copy of them in the write-ahead log.
+        On SQLite, writers take turns before they begin (:mod:`mapsvc.store.writers`), and a
+        transaction that deleted rows (a withdrawal, a prune, a merge) is followed by a
+        checkpoint that leaves no old copy of them in the write-ahead log.
         """
-        with self._writer() as session, session.begin():
+        with self._turn(), self._writer() as session, session.begin():
             yield session
             session.execute(_NEXT_VERSION)
             deleted = self.dialect == "sqlite" and session.connection().info.pop(_DELETED, False)
         if deleted:
             self.checkpoint()
+
+    @contextmanager
+    def _turn(self) -> Iterator[None]:
+        """Wait for this writer's turn on SQLite (nothing to wait for on PostgreSQL)."""
+        if self._turns is None:
+            yield
+            return
+        try:
+            with self._turns.turn():
+                yield
+        except WritersBusy:
+            raise DatabaseUnavailable("the database is busy; try again shortly") from None
+        except NoLockFile:  # the database's directory is gone
+            raise DatabaseUnavailable("the database is unreachable; try again shortly") from None
 
     def version(self, session: Session) -> int:
         """Return the store's version: the number of write transactions committed so far."""

@@ -26,7 +26,7 @@ from mapsvc.store.heat import HeatQuery, read_atoms
 from mapsvc.web import inputs, parse
 from mapsvc.web.identity import current_identity
 from mapsvc.web.openapi import openapi_document
-from mapsvc.web.readcache import Answer, forget_answers, read_cache, rounded_now
+from mapsvc.web.readcache import Answer, forget_answers, quantum_s, read_cache, rounded_now
 from mapsvc.web.reporting import take
 
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -61,11 +61,14 @@ def json_bytes_response(data: bytes, status: int = 200, cache: bool = False) -> 
     return response
 
 
-def _answer(key: tuple[Any, ...], build: Callable[[Session], Any], shared: bool = True) -> Answer:
+def _answer(
+    key: tuple[Any, ...], build: Callable[[Session], Any], shared: bool = True, stand_in: tuple[Any, ...] | None = None
+) -> Answer:
     """Return the encoded answer to a read, from the read cache while it is young enough (READ_STALE_S).
 
     ``build`` gets a reading session, opened only when the answer is computed. ``shared``: a
-    public answer, which the workers may share.
+    public answer, which the workers may share. ``stand_in``: the same read's key one rounding
+    of "now" earlier (:meth:`ReadCache.answer`).
     """
 
     def encoded() -> bytes:
@@ -73,7 +76,14 @@ def _answer(key: tuple[Any, ...], build: Callable[[Session], Any], shared: bool 
             return encode(build(session))
 
     cache = read_cache()
-    return Answer.of(encoded()) if cache is None else cache.answer(key, encoded, shared)
+    return Answer.of(encoded()) if cache is None else cache.answer(key, encoded, shared, stand_in)
+
+
+def _earlier(key: tuple[Any, ...], at: datetime) -> tuple[Any, ...] | None:
+    """Return ``key`` with ``at`` one rounding earlier, for a read of "now"; None for a read of a moment asked for."""
+    if request.args.get("at") or quantum_s() <= 0:
+        return None
+    return tuple(at - timedelta(seconds=quantum_s()) if part == at else part for part in key)
 
 
 def answer_response(answer: Answer) -> Response:
@@ -198,7 +208,12 @@ def layers() -> Response:
     # answer is theirs alone, never stored by a shared cache nor tagged for another's revalidation.
     singles = current_identity().can(Capability.SEE_SINGLE_EVENTS)
     key = ("layers", singles, at, bbox, limit, tuple(p.name for p in wanted), since)
-    body = _answer(key, lambda session: _layers_body(session, s, at, bbox, limit, wanted, since, singles), not singles)
+    body = _answer(
+        key,
+        lambda session: _layers_body(session, s, at, bbox, limit, wanted, since, singles),
+        not singles,
+        _earlier(key, at),
+    )
     if singles:
         response = json_bytes_response(body.body)
         response.headers["Cache-Control"] = "private, no-store"
@@ -268,7 +283,9 @@ def heat() -> Response:
         )
         wanted = parse.categories(request.args.get("category"), s.policies)
     key = ("heat", at, bbox, resolution, tuple(p.name for p in wanted))
-    body = _answer(key, lambda session: _heat_body(session, s, at, bbox, resolution, wanted))
+    body = _answer(
+        key, lambda session: _heat_body(session, s, at, bbox, resolution, wanted), stand_in=_earlier(key, at)
+    )
     return answer_response(body)
 
 

@@ -35,7 +35,7 @@ from mapsvc.store.events import (
     record_report,
 )
 from mapsvc.store.intake_keys import KeptReceipt, forget_expired, recall, remember
-from mapsvc.web import parse
+from mapsvc.web import parse, urgency
 from mapsvc.web.holds import is_burst
 from mapsvc.web.identity import current_identity
 
@@ -161,6 +161,7 @@ def _answered_at_the_fixed_moment(settings: Settings) -> Iterator[None]:
     """
     started = time.monotonic()
     yield
+    urgency.calm()  # nothing left to run: reads may go on while this waits
     time.sleep(max(0.0, started + settings.intake_answer_s - time.monotonic()))
 
 
@@ -174,8 +175,9 @@ def submit(data: Mapping[str, Any], settings: Settings, store: Store) -> tuple[P
     """
     with _answered_at_the_fixed_moment(settings):
         checked = check(data, settings)
+        where = standing(settings.policies[checked.category])
         with store.writing() as session:
-            stored = store_checked(session, checked, settings, standing(settings.policies[checked.category]))
+            stored = store_checked(session, checked, settings, where)
     return stored
 
 
@@ -209,9 +211,10 @@ def _store_once(data: Mapping[str, Any], settings: Settings, store: Store, key: 
     checked = check(data, settings)
     policy = settings.policies[checked.category]
     today = settings.now().astimezone(UTC).date()
+    where = standing(policy)  # the limits' store is asked before the write, which waits for nothing else
     try:
         with store.writing() as session:
-            receipt = store_checked(session, checked, settings, standing(policy))[1]
+            receipt = store_checked(session, checked, settings, where)[1]
             kept = KeptReceipt(report_id=receipt.report_id, withdrawal_code=receipt.withdrawal_code)
             if key is not None:
                 remember(session, key, kept, resends_end(checked.bucket_start, policy, settings))

@@ -9,7 +9,10 @@ seconds from the moment its computation began (``PX``), so the staleness bound h
 workers too.
 
 A worker that misses takes a short lock (``SET NX PX``) and computes; the others poll for its
-answer, and compute themselves only if it has not come when the lock would have expired. If
+answer, and compute themselves only if it has not come when the lock would have expired. A
+worker whose own answer is due for its successor (:mod:`mapsvc.web.readcache`) takes a shared
+answer only if that one is not due too; else it takes the lock and computes the successor, or,
+when another worker holds the lock, keeps serving what it has. If
 Redis fails, the worker computes locally and leaves Redis alone for a few seconds: a read is
 never refused for the cache's sake.
 
@@ -43,8 +46,10 @@ _FETCH = """
 local generation = redis.call('GET', KEYS[1]) or '0'
 local key = ARGV[1] .. generation .. ':' .. ARGV[2]
 local body = redis.call('GET', key)
-if body then return {'hit', body, redis.call('PTTL', key)} end
+local left = body and redis.call('PTTL', key)
+if body and left > tonumber(ARGV[5]) then return {'hit', body, left} end
 if redis.call('SET', key .. ':lock', ARGV[3], 'NX', 'PX', ARGV[4]) then return {'lead', generation} end
+if body then return {'hit', body, left} end
 return {'wait', generation}
 """
 #: Keep the answer for its remaining life, and free the lock if it is still this worker's.
@@ -71,18 +76,21 @@ class SharedAnswers:
         self._retry_at = 0.0
         self._lock = threading.Lock()
 
-    def answer(self, key: Hashable, build: Callable[[], bytes]) -> tuple[bytes, float]:
+    def answer(self, key: Hashable, build: Callable[[], bytes], refresh_left_s: float = 0) -> tuple[bytes, float]:
         """Return the answer for ``key`` and how many more seconds it may be served.
 
         From Redis if another worker computed it less than ``stale_s`` ago; else computed here
-        (by this worker alone while its lock lasts) and shared.
+        (by this worker alone while its lock lasts) and shared. ``refresh_left_s``: a shared
+        answer with no more life than this left is due for its successor, computed here unless
+        another worker computes it already (then the shared answer is returned).
         """
         digest = hashlib.sha256(repr(key).encode()).hexdigest()
         token = secrets.token_hex(8)
         give_up = self._clock() + LOCK_MS / 1000
         while self._usable():
             try:
-                reply = self._fetch(keys=[self._base + "generation"], args=[self._base, digest, token, LOCK_MS])
+                args: list[str | int] = [self._base, digest, token, LOCK_MS, int(refresh_left_s * 1000)]
+                reply = self._fetch(keys=[self._base + "generation"], args=args)
             except self._errors as error:
                 self._failed(error)
                 break
