@@ -35,9 +35,12 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.wrappers import Response
 
 from mapsvc.core.roles import Role
-from mapsvc.web import windows
+from mapsvc.web import memory_limits, windows
 from mapsvc.web.errors import handle_http_error
 from mapsvc.web.identity import current_identity
+
+#: "memory://" is this storage, not the library's (registered when its module is imported).
+MEMORY_STORAGE = memory_limits.LockedMemoryStorage
 
 #: The endpoints each limit covers (POST only): sign-in steps, and report intake.
 LOGIN_ENDPOINTS = ("auth.login_submit", "auth.second_factor_submit", "auth.invite_submit", "reauth.confirm_submit")

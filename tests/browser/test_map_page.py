@@ -8,6 +8,8 @@ import urllib.request
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
+from playwright.sync_api import Error as PlaywrightError
+
 from tests.browser.conftest import PHONE, record, shot
 from tests.conftest import NOW
 from tests.helpers import read_stale_s_later
@@ -120,14 +122,22 @@ def badge_drawn(page, symbol) -> bool:
 
     Compares what the person sees (the symbol and the corner where a badge sits) rather than
     the computed ``content`` string, which engines report differently for a missing ::after.
+    The map may redraw its symbols meanwhile (its refresh): the probe is then made again on the
+    new one.
     """
-    symbol.scroll_into_view_if_needed()
-    clip = symbol.evaluate(CLIP_AROUND_SYMBOL)
-    shown = page.screenshot(clip=clip, animations="disabled")
-    symbol.evaluate("el => el.classList.add('badge-probe-off')")
-    hidden = page.screenshot(clip=clip, animations="disabled")
-    symbol.evaluate("el => el.classList.remove('badge-probe-off')")
-    return shown != hidden
+    for attempt in range(3):
+        try:
+            symbol.scroll_into_view_if_needed()
+            clip = symbol.evaluate(CLIP_AROUND_SYMBOL)
+            shown = page.screenshot(clip=clip, animations="disabled")
+            symbol.evaluate("el => el.classList.add('badge-probe-off')")
+            hidden = page.screenshot(clip=clip, animations="disabled")
+            symbol.evaluate("el => el.classList.remove('badge-probe-off')")
+            return shown != hidden
+        except PlaywrightError:  # the symbol was redrawn under the probe
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
 
 
 def test_trust_marks_only_what_is_more_than_unverified_and_the_legend_says_so(page, service):
