@@ -99,15 +99,23 @@ class LaneWorker(JsonErrorWorker):
             self.tpool = reads
 
     def handle(self, conn: Any) -> Any:
-        """Handle a request: in the write lane as urgent, in the reads' pool once nothing is urgent."""
+        """Handle a request: in the write lane (urgent once read), in the reads' pool once nothing is urgent.
+
+        A client that sends half a request holds a write thread, but makes nothing urgent.
+        """
         if threading.current_thread().name.startswith(WRITE_LANE):
-            urgency.begin()
             try:
                 return super().handle(conn)
             finally:
                 urgency.calm()
         urgency.wait_for_calm()
         return super().handle(conn)
+
+    def handle_request(self, req: Any, conn: Any) -> Any:
+        """Run the application; a request of the write lane is urgent from now (its head has been read)."""
+        if threading.current_thread().name.startswith(WRITE_LANE):
+            urgency.begin()
+        return super().handle_request(req, conn)
 
     def _wait_for_request(self, conn: Any) -> None:
         """Keep a new connection in the poller until its first bytes come (or its time runs out)."""

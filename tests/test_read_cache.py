@@ -402,3 +402,54 @@ def test_the_cache_is_off_when_a_setting_is_0(app_config, setting):
     app = create_app({**app_config, **setting})
     assert app.extensions["mapsvc.read_cache"] is None
     app.extensions["mapsvc.store"].dispose()
+
+
+def test_a_failed_successor_leaves_the_kept_answer_served_until_its_life_ends():
+    ticks = Ticks()
+    cache = ReadCache(max_bytes=10_000, stale_s=5, clock=ticks)
+    cache.answer("key", lambda: b"kept")
+    ticks.now += 4  # due for its successor
+    tries = []
+
+    def outage() -> bytes:
+        tries.append(ticks.now)
+        raise RuntimeError("the database went away")
+
+    assert cache.answer("key", outage) == Answer.of(b"kept")
+    ticks.now += 0.9
+    assert cache.answer("key", outage) == Answer.of(b"kept")  # no second try before its life ends
+    assert tries == [1004.0]
+    ticks.now += 0.1  # 5 s old: never served
+    with pytest.raises(RuntimeError):
+        cache.answer("key", outage)
+
+
+class _RecordingShared:
+    """Shared answers that note the local cache's generation when told to forget."""
+
+    def __init__(self, cache_of) -> None:
+        self.cache_of = cache_of
+        self.generation_seen: list[int] = []
+
+    def forget(self) -> None:
+        self.generation_seen.append(self.cache_of()._generation)
+
+
+def test_a_removal_makes_the_shared_answers_unreachable_before_the_workers_own():
+    caches: list[ReadCache] = []
+    shared = _RecordingShared(lambda: caches[0])
+    caches.append(ReadCache(max_bytes=10_000, stale_s=5, shared=shared))  # type: ignore[arg-type]
+
+    caches[0].forget()
+
+    # a read between the two would otherwise fetch an old shared answer and keep it as new
+    assert shared.generation_seen == [0]
+    assert caches[0]._generation == 1
+
+
+def test_an_answer_whose_computation_began_before_a_removal_is_not_kept_even_if_put_after():
+    cache = ReadCache(max_bytes=10_000, stale_s=5)
+    generation = cache._generation
+    cache.forget()
+    cache.put("key", Answer.of(b"computed before"), generation=generation)
+    assert cache.get("key") is None

@@ -54,7 +54,7 @@ def test_a_write_inside_a_write_keeps_the_turn(tmp_path):
 
 def test_another_process_holding_the_file_lock_makes_a_writer_wait_then_give_up(tmp_path):
     turns = WriterTurns(tmp_path / "mapsvc.sqlite3", timeout_s=0.3)
-    other = os.open(turns.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    other = os.open(turns.lock_path, os.O_RDONLY | os.O_CREAT, 0o644)
     fcntl.flock(other, fcntl.LOCK_EX)  # as another process's writer holds it (a lock of another open file)
     try:
         started = time.monotonic()
@@ -91,12 +91,13 @@ def test_a_forked_child_takes_turns_with_its_parent(tmp_path):
     assert answer == b"waited"
 
 
-def test_the_lock_file_is_the_databases_own_and_private(tmp_path):
+def test_the_lock_file_lies_beside_the_database_empty_and_readable_by_another_user(tmp_path):
     turns = WriterTurns(tmp_path / "mapsvc.sqlite3", timeout_s=1)
     with turns.turn():
         pass
     assert turns.lock_path == tmp_path / "mapsvc.sqlite3-writers"
-    assert turns.lock_path.stat().st_mode & 0o777 == 0o600
+    assert turns.lock_path.stat().st_mode & 0o777 == 0o644
+    assert turns.lock_path.stat().st_size == 0
 
 
 @pytest.mark.engines("sqlite")
@@ -104,7 +105,7 @@ def test_a_store_whose_writers_wait_too_long_answers_busy(migrated_template, tmp
     store = Store(migrated_template.fresh(tmp_path))
     assert store._turns is not None
     monkeypatch.setattr(store._turns, "timeout_s", 0.2)
-    other = os.open(store._turns.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    other = os.open(store._turns.lock_path, os.O_RDONLY | os.O_CREAT, 0o644)
     fcntl.flock(other, fcntl.LOCK_EX)
     try:
         with pytest.raises(DatabaseUnavailable, match="busy"), store.writing() as session:

@@ -180,12 +180,13 @@ class Store:
         transaction that deleted rows (a withdrawal, a prune, a merge) is followed by a
         checkpoint that leaves no old copy of them in the write-ahead log.
         """
-        with self._turn(), self._writer() as session, session.begin():
-            yield session
-            session.execute(_NEXT_VERSION)
-            deleted = self.dialect == "sqlite" and session.connection().info.pop(_DELETED, False)
-        if deleted:
-            self.checkpoint()
+        with self._turn():  # the checkpoint too: writers that follow would keep it waiting
+            with self._writer() as session, session.begin():
+                yield session
+                session.execute(_NEXT_VERSION)
+                deleted = self.dialect == "sqlite" and session.connection().info.pop(_DELETED, False)
+            if deleted:
+                self.checkpoint()
 
     @contextmanager
     def _turn(self) -> Iterator[None]:

@@ -13,6 +13,9 @@ millisecond. The transaction then finds SQLite's lock free, unless a program out
 holds it. Waiting is bounded: after ``timeout_s`` the writer gives up with
 :class:`WritersBusy`, as SQLite's own busy timeout would.
 
+The lock file stays empty; it is opened for reading only and made readable by all, so that a
+command run as another user (root, from cron) first does not lock the service out of it.
+
 A lock file's advisory lock belongs to its open file, which a forked child shares with its
 parent: each process opens the file for itself, on its first write (``mapsvc serve`` makes the
 store before it forks its workers).
@@ -86,7 +89,7 @@ class WriterTurns:
             return None
         if self._pid != os.getpid():  # a forked child: its own open file, so its own lock
             try:
-                self._fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+                self._fd = os.open(self.lock_path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
             except OSError as error:
                 raise NoLockFile(str(error.strerror)) from error
             self._pid = os.getpid()

@@ -14,9 +14,9 @@ removed event for up to ``READ_STALE_S`` seconds.
 
 An answer is computed afresh before it is too old to serve: the first read after
 ``REFRESH_AFTER`` of its life computes the next one while the other reads are still served the
-kept answer, so that no read waits for a computation while a city keeps asking (measured: with
-writes, the reads that queued behind each expiry left a quarter of the machine idle). The bound
-holds all the same: the kept answer is served until its life ends, never after.
+kept answer, so that the reads of a city that keeps asking do not all wait for one computation
+at each expiry. The bound holds all the same: the kept answer is served until its life ends,
+never after.
 
 While one thread computes a missing answer, the others that ask for it wait for that one
 computation instead of each running the same queries. With the limits in Redis, the workers also
@@ -27,7 +27,7 @@ refreshes every minute; decay over a few seconds does not change what it draws),
 phones of one city share answers. When "now" moves on to the next rounding, every read asks for
 a new key at once: while one thread computes its first answer, the others are served the answer
 for the rounding before, if it is still young enough (``stand_in``), rather than all waiting
-(measured: every ten seconds, the reads of every worker stopped for one computation).
+(every ``READ_CACHE_S`` seconds, on every worker at once).
 
 Nothing here is written to disk; the keys hold only the query (view, moment, categories), in a
 canonical form where several spellings ask the same (a moment rounded down, the page language
@@ -38,6 +38,7 @@ cache nor fills it.
 from __future__ import annotations
 
 import gzip
+import logging
 import threading
 import time
 from collections import OrderedDict
@@ -50,6 +51,8 @@ from werkzeug.http import generate_etag
 
 from mapsvc.web import sharedanswers
 from mapsvc.web.sharedanswers import SharedAnswers
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -142,13 +145,19 @@ class ReadCache:
         """Return how many answers are kept."""
         return len(self._kept)
 
-    def put(self, key: Hashable, answer: Answer, until: float | None = None) -> None:
-        """Keep ``answer`` for ``key`` until ``until`` (default: ``stale_s`` from now), within the byte bound."""
+    def put(self, key: Hashable, answer: Answer, until: float | None = None, generation: int | None = None) -> None:
+        """Keep ``answer`` for ``key`` until ``until`` (default: ``stale_s`` from now), within the byte bound.
+
+        ``generation``: the cache's generation when the answer's computation began; the answer
+        is not kept if a removal (:meth:`forget`) came since.
+        """
         if len(answer.body) > self.max_bytes // 4:
             return  # one huge answer must not flush every other
         until = self.clock() + self.stale_s if until is None else until
         kept = _Kept(answer, until, until - (1 - REFRESH_AFTER) * self.stale_s)
         with self._lock:
+            if generation is not None and generation != self._generation:
+                return
             old = self._kept.pop(key, None)
             self._size += _cost(answer) - (_cost(old.answer) if old is not None else 0)
             self._kept[key] = kept
@@ -184,11 +193,25 @@ class ReadCache:
         try:
             flight.answer = self._compute(key, build, shared, refresh=answer is not None)
             return flight.answer
+        except Exception as error:
+            if answer is None:
+                raise
+            # The kept answer is still young enough: serve it until its life ends, and try no more.
+            log.warning("computing a map answer's successor failed (%s): the kept one is served", type(error).__name__)
+            self._no_refresh(key)
+            return answer
         finally:
             with self._lock:
                 if self._flights.get(key) is flight:
                     del self._flights[key]
             flight.done.set()
+
+    def _no_refresh(self, key: Hashable) -> None:
+        """Compute no successor of the kept answer of ``key`` before its life ends."""
+        with self._lock:
+            kept = self._kept.get(key)
+            if kept is not None:
+                kept.refresh_at = kept.until
 
     def _due(self, key: Hashable) -> bool:
         """Return whether the kept answer of ``key`` is old enough to compute its successor (the lock is held)."""
@@ -211,19 +234,23 @@ class ReadCache:
             body = build()
             left = self.stale_s - (self.clock() - began)
         answer = Answer.of(body)
-        if left > 0 and generation == self._generation:
-            self.put(key, answer, self.clock() + left)
+        if left > 0:
+            self.put(key, answer, self.clock() + left, generation)
         return answer
 
     def forget(self) -> None:
-        """Drop every answer, here and shared; answers being computed now are not kept either."""
+        """Drop every answer, here and shared; answers being computed now are not kept either.
+
+        The shared answers go first: a read between the two would otherwise take an old shared
+        answer and keep it under the new generation.
+        """
+        if self.shared is not None:
+            self.shared.forget()
         with self._lock:
             self._kept.clear()
             self._flights.clear()  # threads asking from now on compute afresh
             self._size = 0
             self._generation += 1
-        if self.shared is not None:
-            self.shared.forget()
 
 
 def _cost(answer: Answer) -> int:
