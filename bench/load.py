@@ -117,6 +117,12 @@ def _postmaster(db_url: str) -> int | None:
         return None
 
 
+def _times(service: int, postmaster: int | None) -> tuple[float, ...]:
+    """Return the clock and the CPU seconds used so far: by the service, its database, the clients, the machine."""
+    database = _cpu_s(postmaster) if postmaster else 0.0
+    return time.monotonic(), _cpu_s(service), database, _clients_cpu_s(), _machine_busy_s()
+
+
 @dataclass
 class Cpu:
     """Share of the machine's CPU time used during a run (in %): by the service, its database, the clients, all."""
@@ -342,23 +348,11 @@ def run_engine(engine: str, args: argparse.Namespace) -> list[Row]:
         with serving(env, args.threads) as (port, pid):
             read_result(read_load(port, path, 3, args.readers))  # warm-up: every worker imported and connected
             for rate in (0, args.rate):
-                before = (
-                    time.monotonic(),
-                    _cpu_s(pid),
-                    _cpu_s(postmaster) if postmaster else 0.0,
-                    _clients_cpu_s(),
-                    _machine_busy_s(),
-                )
+                before = _times(pid, postmaster)
                 wrk = read_load(port, path, args.seconds, args.readers)
                 writes = write_result(write_load(port, rate, args.seconds)) if rate else None
                 reads = read_result(wrk)
-                after = (
-                    time.monotonic(),
-                    _cpu_s(pid),
-                    _cpu_s(postmaster) if postmaster else 0.0,
-                    _clients_cpu_s(),
-                    _machine_busy_s(),
-                )
+                after = _times(pid, postmaster)
                 machine = (after[0] - before[0]) * (os.cpu_count() or 1) / 100  # CPU seconds in 1 %
                 cpu = Cpu(*((a - b) / machine for a, b in zip(after[1:], before[1:], strict=True)))
                 found = stored(db_url, writes.ids) if writes else 0
