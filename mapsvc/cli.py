@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from datetime import UTC, timedelta
+from pathlib import Path
 from typing import Any
 
 import click
@@ -70,16 +73,23 @@ def heat_rebuild() -> None:
     type=click.IntRange(1, 256),
     help="Threads for requests that change something (reports first): reads never queue ahead of them.",
 )
+@click.option(
+    "--intake-worker/--no-intake-worker",
+    default=None,
+    help="One more worker that takes every request that changes something, so that reports never "
+    "wait for reads [default: on unless the limits count in each process's memory].",
+)
 @with_appcontext
-def serve(host: str, port: int, workers: int, threads: int, write_threads: int) -> None:
+def serve(host: str, port: int, workers: int, threads: int, write_threads: int, intake_worker: bool | None) -> None:
     """Run the service with gunicorn; no access log is written.
 
     Several workers need limit storage they share (RATELIMIT_STORAGE_URI): with "memory://"
-    each would count apart, and serve refuses to start.
+    each would count apart, and serve refuses to start. The intake worker is one more.
     """
     from mapsvc.cli_accounts import require_usable_secrets
 
-    refused = worker_counts.refusal(current_app.config, workers)
+    intake = not worker_counts.counted_per_worker(current_app.config) if intake_worker is None else intake_worker
+    refused = worker_counts.refusal(current_app.config, workers + intake)
     if refused is not None:
         raise click.ClickException(refused)
     require_current_schema()
@@ -94,14 +104,18 @@ def serve(host: str, port: int, workers: int, threads: int, write_threads: int) 
     # Workers are forked from this process: none may inherit (and so share) its connections.
     store.dispose()
 
+    # Where the workers meet to hand reports to the intake worker (mapsvc.handover): this user's only.
+    meeting = Path(tempfile.mkdtemp(prefix="mapsvc-serve-")) if intake else None
+    arbiter = os.getpid()
+
     class _Server(BaseApplication):  # type: ignore[misc]
         def load_config(self) -> None:
             for key, value in {
                 "bind": f"{host}:{port}",
-                "workers": workers,
+                "workers": workers + intake,
                 "threads": threads,
                 "accesslog": None,
-                "worker_class": lane_worker(write_threads),  # gthread with a write lane, errors in JSON
+                "worker_class": lane_worker(write_threads, meeting),  # gthread with a write lane, errors in JSON
                 "post_fork": lambda _server, _worker: store.engine.dispose(close=False),
             }.items():
                 self.cfg.set(key, value)
@@ -114,7 +128,11 @@ def serve(host: str, port: int, workers: int, threads: int, write_threads: int) 
             return app
 
     click.echo(f"mapsvc serving on http://{host}:{port}/")
-    _Server().run()
+    try:
+        _Server().run()
+    finally:
+        if meeting is not None and os.getpid() == arbiter:  # not in a worker, which runs this too as it ends
+            shutil.rmtree(meeting, ignore_errors=True)
 
 
 @click.command("demo")

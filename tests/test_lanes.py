@@ -66,7 +66,13 @@ def _busy_read(port: int) -> socket.socket:
 def test_a_report_is_answered_while_every_read_thread_is_busy(migrated_template, tmp_path):
     url = migrated_template.fresh(tmp_path)
     body = json.dumps({"category": "checkpoint", "lat": BISHKEK[0], "lon": BISHKEK[1]})
-    args = ("--threads", "1", "--write-threads", "2")
+    args = (
+        "--threads",
+        "1",
+        "--write-threads",
+        "2",
+        "--no-intake-worker",
+    )  # the lane of a worker that takes reports itself
     with serving(url, tmp_path / "server.log", args=args) as port:
         busy = _busy_read(port)
         time.sleep(0.5)  # the read thread has it, and waits for the rest of its headers
@@ -84,7 +90,7 @@ def test_connections_that_have_sent_nothing_yet_hold_no_thread(migrated_template
     """Idle new connections wait in the poller: before, each held a thread (of the write lane) for 5 s."""
     url = migrated_template.fresh(tmp_path)
     body = json.dumps({"category": "checkpoint", "lat": BISHKEK[0], "lon": BISHKEK[1]})
-    args = ("--threads", "1", "--write-threads", "1")
+    args = ("--threads", "1", "--write-threads", "1", "--no-intake-worker")
     with serving(url, tmp_path / "server.log", args=args) as port:
         quiet = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(3)]
         time.sleep(0.5)  # accepted, and waiting for their first bytes

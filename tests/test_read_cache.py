@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gzip
+import multiprocessing
+import os
 import threading
 import time
 from datetime import datetime, timedelta
@@ -453,3 +455,27 @@ def test_an_answer_whose_computation_began_before_a_removal_is_not_kept_even_if_
     cache.forget()
     cache.put("key", Answer.of(b"computed before"), generation=generation)
     assert cache.get("key") is None
+
+
+def _remove_in_a_child(cache: ReadCache) -> None:
+    cache.forget()
+    os._exit(0)
+
+
+def test_a_removal_in_another_worker_drops_this_workers_answers_at_its_next_read():
+    """gunicorn forks the workers from the process that made the cache: a removal in one reaches all."""
+    cache = ReadCache(max_bytes=10_000, stale_s=5)
+    cache.put("view", Answer.of(b"an event that is then withdrawn"))
+    other = ReadCache(max_bytes=10_000, stale_s=5)  # a cache of another server: its own number
+    other.put("view", Answer.of(b"kept"))
+    context = multiprocessing.get_context("fork")
+
+    child = context.Process(target=_remove_in_a_child, args=(cache,))
+    child.start()
+    child.join(10)
+
+    assert child.exitcode == 0
+    assert cache.get("view") is None
+    assert other.get("view") is not None
+    cache.put("view", Answer.of(b"computed after the removal"))
+    assert cache.get("view") == Answer.of(b"computed after the removal")

@@ -8,8 +8,12 @@ to compute), and a write does not empty the cache: while a city reports a raid, 
 A hit asks the database nothing.
 
 Writes that take something off the public map (a withdrawal, every moderator's decision) drop
-this worker's answers and the shared ones in Redis at once (:func:`forget_answers`): the person
-who made the change sees it at the next read. Another worker's own answers may still show the
+the answers of every worker of the server and the shared ones in Redis at once
+(:func:`forget_answers`): the person who made the change sees it at the next read, whichever
+worker answers it (with an intake worker, never the one that took the change). The workers learn
+of it from a number in memory they all share, made before gunicorn forks them
+(:class:`SharedGeneration`), which each read compares with the one its worker last saw: no
+system call, no message. Another server on the same Redis (another host) may still show the
 removed event for up to ``READ_STALE_S`` seconds.
 
 An answer is computed afresh before it is too old to serve: the first read after
@@ -39,6 +43,8 @@ from __future__ import annotations
 
 import gzip
 import logging
+import mmap
+import struct
 import threading
 import time
 from collections import OrderedDict
@@ -90,6 +96,26 @@ REFRESH_AFTER = 0.7
 FLIGHT_WAIT_S = 30.0
 
 
+class SharedGeneration:
+    """A number that every process forked from the one that made it reads and moves (shared memory).
+
+    It lives in an anonymous shared mapping: it is never written to any file. Two processes moving
+    it at once may move it once only, which is enough: it differs from what either saw before.
+    """
+
+    def __init__(self) -> None:
+        self._memory = mmap.mmap(-1, 8)  # MAP_SHARED: a forked child writes the parent's page
+
+    @property
+    def value(self) -> int:
+        """Return the number now."""
+        return int(struct.unpack_from("=Q", self._memory)[0])
+
+    def move(self) -> None:
+        """Move the number on."""
+        struct.pack_into("=Q", self._memory, 0, (self.value + 1) % 2**64)
+
+
 @dataclass
 class _Kept:
     answer: Answer
@@ -118,11 +144,14 @@ class ReadCache:
         stale_s: float,
         shared: SharedAnswers | None = None,
         clock: Callable[[], float] = time.monotonic,
+        removals: SharedGeneration | None = None,
     ) -> None:
         self.max_bytes = max_bytes
         self.stale_s = stale_s
         self.shared = shared
         self.clock = clock
+        self.removals = removals or SharedGeneration()  # moved by a removal in any process of the server
+        self._removals_seen = self.removals.value
         self._kept: OrderedDict[Hashable, _Kept] = OrderedDict()
         self._flights: dict[Hashable, _Flight] = {}
         self._size = 0
@@ -132,6 +161,7 @@ class ReadCache:
     def get(self, key: Hashable) -> Answer | None:
         """Return the answer kept for ``key`` if it is younger than ``stale_s``, else None."""
         with self._lock:
+            self._catch_up()
             kept = self._kept.get(key)
             if kept is None:
                 return None
@@ -156,6 +186,7 @@ class ReadCache:
         until = self.clock() + self.stale_s if until is None else until
         kept = _Kept(answer, until, until - (1 - REFRESH_AFTER) * self.stale_s)
         with self._lock:
+            self._catch_up()
             if generation is not None and generation != self._generation:
                 return
             old = self._kept.pop(key, None)
@@ -246,11 +277,23 @@ class ReadCache:
         """
         if self.shared is not None:
             self.shared.forget()
+        self.removals.move()  # the other workers drop theirs at their next read
         with self._lock:
-            self._kept.clear()
-            self._flights.clear()  # threads asking from now on compute afresh
-            self._size = 0
-            self._generation += 1
+            self._drop_all()
+
+    def _catch_up(self) -> None:
+        """Drop every answer if a removal came in another process since this one last looked (the lock is held)."""
+        seen = self.removals.value
+        if seen != self._removals_seen:
+            self._drop_all()
+
+    def _drop_all(self) -> None:
+        """Drop every kept answer and refuse the ones being computed (the lock is held)."""
+        self._removals_seen = self.removals.value
+        self._kept.clear()
+        self._flights.clear()  # threads asking from now on compute afresh
+        self._size = 0
+        self._generation += 1
 
 
 def _cost(answer: Answer) -> int:
@@ -295,4 +338,5 @@ def init_app(app: Flask) -> None:
     cache = None
     if seconds > 0 and megabytes > 0 and stale > 0:
         cache = ReadCache(int(megabytes * 2**20), float(stale), sharedanswers.from_config(app.config, float(stale)))
+        # Made here, in the process that gunicorn forks its workers from, so that they share it.
     app.extensions["mapsvc.read_cache"] = cache
