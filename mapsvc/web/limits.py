@@ -35,7 +35,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.wrappers import Response
 
 from mapsvc.core.roles import Role
-from mapsvc.web import memory_limits, windows
+from mapsvc.web import batched_windows, memory_limits, windows
 from mapsvc.web.errors import handle_http_error
 from mapsvc.web.identity import current_identity
 
@@ -57,6 +57,8 @@ READ_ENDPOINTS = (
     "ogc.items",
     "ogc.item",
 )
+#: The read limit's scope: counted in each worker and settled with Redis in batches (:mod:`.batched_windows`).
+READ_SCOPE = "read"
 
 #: Shortest ``LIMIT_KEY_SECRET`` accepted, in characters.
 SECRET_MIN_LENGTH = 32
@@ -233,14 +235,17 @@ def init_app(app: Flask) -> None:
     """Set up the address keys and Flask-Limiter, and put the login and intake limits on their endpoints.
 
     Flask-Limiter's own headers stay off: they would replace the Retry-After of a 503. The
-    strategy is not a setting: every other one keeps a time per request or per source.
+    strategy is not a setting: every other one keeps a time per request or per source. The read
+    limit is counted in each worker and settled with Redis in batches; the others one hit at a time.
     """
     app.config.setdefault("RATELIMIT_HEADERS_ENABLED", False)
     app.register_error_handler(RateLimitExceeded, too_many_requests)
     trust_proxies(app)
     app.extensions["mapsvc.address_keys"] = AddressKeys(key_secret(app.config))
-    limiter = Limiter(key_func=client_key, storage_uri=app.config["RATELIMIT_STORAGE_URI"], strategy=windows.STRATEGY)
+    uri = app.config["RATELIMIT_STORAGE_URI"]
+    limiter = Limiter(key_func=client_key, storage_uri=uri, strategy=batched_windows.STRATEGY)
     limiter.init_app(app)
+    batched_windows.count_in_each_worker(limiter, READ_SCOPE)
     app.extensions["mapsvc.limiter"] = limiter
     limiter_log = logging.getLogger("flask-limiter")
     if not any(isinstance(f, HideLimitKeys) for f in limiter_log.filters):
@@ -248,7 +253,7 @@ def init_app(app: Flask) -> None:
     login = limiter.shared_limit(lambda: str(current_app.config["LOGIN_RATE_LIMIT"]), "login", methods=["POST"])
     intake = limiter.shared_limit(lambda: str(current_app.config["INTAKE_RATE_LIMIT"]), "intake", methods=["POST"])
     # Every method: a HEAD runs the same query as a GET.
-    reads = limiter.shared_limit(lambda: str(current_app.config["READ_RATE_LIMIT"]), "read", exempt_when=_signed_in)
+    reads = limiter.shared_limit(lambda: str(current_app.config["READ_RATE_LIMIT"]), READ_SCOPE, exempt_when=_signed_in)
     for endpoints, limit in ((LOGIN_ENDPOINTS, login), (INTAKE_ENDPOINTS, intake), (READ_ENDPOINTS, reads)):
         for endpoint in endpoints:
             # The limit is checked by the wrapper, so the wrapper must be what the route calls.

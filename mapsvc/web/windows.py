@@ -32,6 +32,19 @@ def window_of(item: RateLimitItem, now: float) -> tuple[int, float]:
     return number, (number + 1) * length
 
 
+def seconds_left(end: float) -> int:
+    """Return the time to live of a key whose window ends at ``end`` (Unix seconds), in whole seconds.
+
+    Whole seconds (Redis's EXPIRE), rounded up: the key never outlives its window by more.
+    """
+    return max(1, math.ceil(end - time.time()))
+
+
+def has_ended(end: float) -> bool:
+    """Return whether the window that ends at ``end`` (Unix seconds) is over."""
+    return end <= time.time()
+
+
 #: Takes one from a count that is above zero, in one step, and keeps its expiry (Redis's DECR does).
 _FLOORED_DECREMENT = b"""
 if tonumber(redis.call("get", KEYS[1]) or "0") > 0 then
@@ -66,9 +79,7 @@ class ClockWindowRateLimiter(FixedWindowRateLimiter):
     def hit_window(self, item: RateLimitItem, *identifiers: str, cost: int = 1) -> tuple[bool, str]:
         """Count ``cost`` for this window; return whether the count stays within the limit, and the window's key."""
         key, end = self._key(item, identifiers)
-        # Whole seconds (Redis's EXPIRE), rounded up: the key never outlives its window by more.
-        expiry = max(1, math.ceil(end - time.time()))
-        return self.storage.incr(key, expiry, amount=cost) <= item.amount, key
+        return self.storage.incr(key, seconds_left(end), amount=cost) <= item.amount, key
 
     def hit(self, item: RateLimitItem, *identifiers: str, cost: int = 1) -> bool:
         """Count ``cost`` for this window; return whether the count stays within the limit."""
