@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from datetime import UTC, timedelta
-from pathlib import Path
 from typing import Any
 
 import click
@@ -89,13 +86,14 @@ def serve(host: str, port: int, workers: int, threads: int, write_threads: int, 
     from mapsvc.cli_accounts import require_usable_secrets
 
     intake = not worker_counts.counted_per_worker(current_app.config) if intake_worker is None else intake_worker
-    refused = worker_counts.refusal(current_app.config, workers + intake)
+    refused = worker_counts.refusal(current_app.config, workers, intake)
     if refused is not None:
         raise click.ClickException(refused)
     require_current_schema()
     require_usable_secrets()
     from gunicorn.app.base import BaseApplication
 
+    from mapsvc.handover import Meeting
     from mapsvc.lanes import lane_worker  # gunicorn's threaded worker takes a tenth of a second to import
 
     # Flask types current_app as the app it stands for, so mypy does not know the proxy's method.
@@ -104,9 +102,8 @@ def serve(host: str, port: int, workers: int, threads: int, write_threads: int, 
     # Workers are forked from this process: none may inherit (and so share) its connections.
     store.dispose()
 
-    # Where the workers meet to hand reports to the intake worker (mapsvc.handover): this user's only.
-    meeting = Path(tempfile.mkdtemp(prefix="mapsvc-serve-")) if intake else None
-    arbiter = os.getpid()
+    # Where the workers hand reports to the intake worker (mapsvc.handover): made before they fork.
+    meeting = Meeting() if intake else None
 
     class _Server(BaseApplication):  # type: ignore[misc]
         def load_config(self) -> None:
@@ -128,11 +125,7 @@ def serve(host: str, port: int, workers: int, threads: int, write_threads: int, 
             return app
 
     click.echo(f"mapsvc serving on http://{host}:{port}/")
-    try:
-        _Server().run()
-    finally:
-        if meeting is not None and os.getpid() == arbiter:  # not in a worker, which runs this too as it ends
-            shutil.rmtree(meeting, ignore_errors=True)
+    _Server().run()
 
 
 @click.command("demo")

@@ -2,92 +2,95 @@
 
 A worker tells a request that changes something from a read by its first bytes, which it only
 peeks at (:mod:`mapsvc.lanes`), so the connection can still go anywhere: it is sent, as an open
-file descriptor (``SCM_RIGHTS``), over a Unix datagram socket to the one worker that takes
-reports, which reads the request from its start and answers it. The sender closes its own
-descriptor; the client sees one connection and one answer.
+file descriptor (``SCM_RIGHTS``), to the one worker that takes reports, which reads the request
+from its start and answers it. The sender closes its own descriptor; the client sees one
+connection and one answer.
 
-The workers of one server meet in a directory of its own, made by ``mapsvc serve`` before it
-forks them and readable by its user only (so no other local user can take the connections):
+The workers of one server meet in a :class:`Meeting` that ``mapsvc serve`` makes before gunicorn
+forks them, and that nothing outside the server can reach, as there is nothing on any file
+system to find:
 
-- ``intake.lock``: the worker that holds its lock (``flock``) is the intake worker. The lock
-  is let go when that process ends, however it ends, and the next worker that tries takes it.
-- ``intake.sock``: the socket the intake worker receives connections on.
+- a pair of connected Unix datagram sockets: the workers send on one end, the intake worker
+  receives on the other. What is sent waits in the kernel's queue of that end, which every
+  worker holds open, so a connection sent while no worker takes them (one died, the next is
+  starting) waits for the next intake worker, and is not lost with the one that died.
+- an anonymous file (a temporary file removed at once) whose POSIX lock (``lockf``) makes one
+  process at a time the intake worker. Such locks belong to a process, not to the descriptor
+  its workers inherit, and are let go when that process ends, however it ends; the next worker
+  that tries takes it.
 
-A send never waits: when no worker holds the lock (it is restarting) or its queue is full, the
-sender keeps the connection and answers it itself. A connection sent to an intake worker that
-dies before it takes it is closed unanswered, as a connection to a worker killed in the middle
-of a request would be: the phone keeps the report and sends it again (with its idempotency key).
+A send never waits: while the queue is full (the intake worker is stuck, or gone for longer than
+the queue lasts), the sender keeps the connection and answers it itself.
 """
 
 from __future__ import annotations
 
 import array
-import contextlib
 import fcntl
-import os
 import socket
-from pathlib import Path
+import tempfile
 
-#: Files in the meeting directory.
-LOCK_NAME = "intake.lock"
-SOCKET_NAME = "intake.sock"
 #: The payload of a hand-over (the descriptor travels beside it).
 _TOKEN = b"c"
 #: Most connections taken from the queue at one wake-up.
 _BATCH = 64
 
 
-class Handover:
-    """One worker's end of the meeting directory ``directory``: it can claim the intake, or send to it."""
+class Meeting:
+    """Where the workers of one server hand connections to the intake worker; made before they fork."""
 
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
-        self.address = str(directory / SOCKET_NAME)
-        self._lock: int | None = None
-        self._out: socket.socket | None = None
+    def __init__(self) -> None:
+        self._outbox, self.inbox = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self._outbox.setblocking(False)
+        self.inbox.setblocking(False)
+        self._lock = tempfile.TemporaryFile()  # noqa: SIM115 (held for the server's life; removed from its directory at once)
+        self._held = False
 
-    def claim(self) -> socket.socket | None:
-        """Become the intake worker if no process is: return the socket connections arrive on, else None."""
-        fd = os.open(self.directory / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            return None
-        self._lock = fd  # held until this process ends
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.address)  # left by an intake worker that died
-        inbox = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        inbox.bind(self.address)
-        inbox.setblocking(False)
-        return inbox
+    def claim(self) -> bool:
+        """Become the intake worker if no process is; return whether this process is it now."""
+        if not self._held:
+            try:
+                fcntl.lockf(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                self._held = True
+            except OSError:  # another process holds it
+                pass
+        return self._held
+
+    def let_go(self) -> None:
+        """Stop being the intake worker (a stopping worker): the next worker that tries becomes it."""
+        if self._held:
+            fcntl.lockf(self._lock, fcntl.LOCK_UN)
+            self._held = False
 
     def send(self, conn: socket.socket) -> bool:
-        """Hand the connection ``conn`` to the intake worker; return whether it took it (then close yours)."""
-        if self._out is None:
-            self._out = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        """Hand the connection ``conn`` to the intake worker; return whether it was sent (then close yours)."""
+        rights = (socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [conn.fileno()]))
         try:
-            # socket.send_fds would drop the flags and the address (CPython 3.11 to 3.13 pass neither on).
-            rights = (socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [conn.fileno()]))
-            self._out.sendmsg([_TOKEN], [rights], socket.MSG_DONTWAIT, self.address)
-        except OSError:  # no intake worker now (no socket, or nobody bound to it), or its queue is full
+            self._outbox.sendmsg([_TOKEN], [rights])
+        except OSError:  # the queue is full (BlockingIOError), or the server is stopping
             return False
         return True
 
+    def received(self, most: int = _BATCH) -> list[socket.socket]:
+        """Return up to ``most`` connections waiting in the queue (without waiting), as sockets of this process."""
+        taken: list[socket.socket] = []
+        room = socket.CMSG_LEN(array.array("i").itemsize)
+        for _ in range(min(most, _BATCH)):
+            try:
+                # socket.recv_fds would drop the flags (CPython 3.11 to 3.13): the descriptor must not
+                # outlive this process in a program it starts.
+                _, ancillary, _, _ = self.inbox.recvmsg(len(_TOKEN), room, socket.MSG_CMSG_CLOEXEC)
+            except BlockingIOError:
+                break
+            for level, kind, data in ancillary:
+                if (level, kind) == (socket.SOL_SOCKET, socket.SCM_RIGHTS):
+                    fds = array.array("i")
+                    fds.frombytes(data[: len(data) - len(data) % fds.itemsize])
+                    taken += [socket.socket(fileno=fd) for fd in fds]
+        return taken
+
     def close(self) -> None:
-        """Close this end's sending socket (the intake's lock stays held until the process ends)."""
-        if self._out is not None:
-            self._out.close()
-            self._out = None
-
-
-def received(inbox: socket.socket) -> list[socket.socket]:
-    """Return the connections waiting on ``inbox`` (non-blocking), as sockets of this process."""
-    taken: list[socket.socket] = []
-    for _ in range(_BATCH):
-        try:
-            _, fds, _, _ = socket.recv_fds(inbox, len(_TOKEN), 1)
-        except BlockingIOError:
-            break
-        taken += [socket.socket(fileno=fd) for fd in fds]
-    return taken
+        """Close this process's ends (tests; a server's meeting lasts as long as its processes)."""
+        self._outbox.close()
+        self.inbox.close()
+        self._lock.close()

@@ -21,16 +21,17 @@ a thread to wait in; sent to the write lane, the map's new connections would fil
 reports then waited 1.6 s at the median for a write thread.) It may wait as long as gunicorn's
 own worker lets it (its 5 s in a thread, then the keep-alive time in the poller).
 
-With several workers, one of them takes every report: the **intake worker** (``mapsvc serve``
-starts it beside the ``--workers`` that read; :mod:`mapsvc.handover`). The other workers hand it
-each request that changes something, connection and all, and never hold a report themselves. A
+With an intake worker, one worker takes every report (``mapsvc serve`` starts it beside the
+``--workers`` that read; :mod:`mapsvc.handover`). The other workers hand it each request that
+changes something, connection and all, and hold no report themselves while it keeps up. A
 report then waits for no read thread of its own process (Python runs one thread of a process at a
 time): measured with bench/load.py (SQLite, 200 readers, 50 reports a second), a report's write
 transaction took 13 ms at the median in a process of its own, against 4 ms with no reads running,
 until the read threads ran at a lower priority (``READ_NICENESS``): then 7 ms, and reports were
 answered at the fixed moment (p95 213 ms). Reads hold back for no report either
 (:mod:`mapsvc.web.urgency` only matters where a worker takes reports itself). While no intake
-worker runs (it is restarting), each worker takes the reports that come to it, as above.
+worker takes them (it is restarting, or its write lane is full and the queue too), each worker
+takes the reports that come to it, as above.
 
 This worker uses gunicorn's threaded worker's inner parts (its pools, poller and pending
 connections), so pyproject.toml holds gunicorn to the release series it was written for.
@@ -42,17 +43,17 @@ import contextlib
 import os
 import selectors
 import socket
+import sys
 import threading
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 from gunicorn.workers.gthread import DEFAULT_WORKER_DATA_TIMEOUT, TConn
 
-from mapsvc.handover import Handover, received
+from mapsvc.handover import Meeting
 from mapsvc.serving import JsonErrorWorker
 from mapsvc.web import urgency
 
@@ -87,8 +88,8 @@ class LaneWorker(JsonErrorWorker):
     """gunicorn's threaded worker (its own errors in JSON), with a second pool for requests that change something."""
 
     write_threads = 16
-    #: The meeting directory of the server's workers (None: no intake worker, each takes its own reports).
-    meeting: Path | None = None
+    #: Where the server's workers hand reports to the intake worker (None: each takes its own reports).
+    meeting: Meeting | None = None
     tpool: ThreadPoolExecutor
     poller: selectors.BaseSelector
     sockets: list[Any]
@@ -100,63 +101,89 @@ class LaneWorker(JsonErrorWorker):
         """Make the write lane, become the intake worker if none is, then run as gunicorn's threaded worker."""
         self.write_lane = ThreadPoolExecutor(max_workers=self.write_threads, thread_name_prefix=WRITE_LANE)
         self.arriving: deque[Any] = deque()  # new connections waiting for their first bytes, by deadline
-        self.handover = None if self.meeting is None else Handover(self.meeting)
-        self.inbox: socket.socket | None = None  # where handed connections arrive, in the intake worker
+        self.intake = False  # whether this is the intake worker
+        self._in_lane = 0  # handed connections in the write lane (intake worker)
+        self._inbox_on = False  # whether the poller watches the meeting's inbox (intake worker)
         self._claimed_at = 0.0
         self._claim()
         super().init_process()
 
     def get_thread_pool(self) -> ThreadPoolExecutor:
         """Return the reads' pool; beside an intake worker, its threads run at a lower priority than reports."""
-        lower = self.meeting is not None
+        lower = self.meeting is not None and sys.platform == "linux"  # elsewhere nice() is the whole process's
         return ThreadPoolExecutor(max_workers=self.cfg.threads, initializer=_lower_priority if lower else None)
 
     def _claim(self) -> None:
-        """Become the intake worker if no worker is (tried at most every ``CLAIM_EVERY_S``)."""
-        if self.handover is None or self.inbox is not None or time.monotonic() - self._claimed_at < CLAIM_EVERY_S:
+        """Become the intake worker if no worker is (tried at most every ``CLAIM_EVERY_S``; never while stopping)."""
+        if self.meeting is None or self.intake or not self.alive or time.monotonic() - self._claimed_at < CLAIM_EVERY_S:
             return
         self._claimed_at = time.monotonic()
-        inbox = self.handover.claim()
-        if inbox is None:
+        if not self.meeting.claim():
             return
         accepting = getattr(self, "_accepting", False)
         if accepting:
-            self.set_accept_enabled(False)  # from the listeners
-        self.inbox, self.handover = inbox, None
+            super().set_accept_enabled(False)  # from the listeners
+        self.intake = True
         self.max_keepalived = 0  # one request per handed connection: the next may be a read
         if accepting:
             self.set_accept_enabled(True)  # from the inbox
         self.log.info("intake worker: takes the requests that change something")
 
     def set_accept_enabled(self, enabled: bool) -> None:
-        """Take new connections from the listeners, or in the intake worker from the other workers."""
-        if self.inbox is None:
+        """Take new connections from the listeners, or in the intake worker from the other workers.
+
+        A stopping intake worker lets the intake go at once: what is still queued, and sent from
+        now on, waits for the next intake worker.
+        """
+        if not self.intake:
             super().set_accept_enabled(enabled)
             return
-        if enabled == self._accepting:
-            return
-        if enabled:
-            self.poller.register(self.inbox, selectors.EVENT_READ, self._take_handed)
-        else:
-            self.poller.unregister(self.inbox)
+        assert self.meeting is not None
+        if not enabled and not self.alive:
+            self.meeting.let_go()
         self._accepting = enabled
-        if not enabled and not self.alive:  # stopping: the workers answer their reports themselves from now
-            with contextlib.suppress(OSError):
-                os.unlink(self.inbox.getsockname())
-            self._take_handed(self.inbox)  # what was sent before the unlink
+        self._pace_inbox()
 
-    def _take_handed(self, inbox: socket.socket) -> None:
-        """Give each connection handed over by another worker to the write lane (its request is waiting)."""
-        for sock in received(inbox):
+    def _pace_inbox(self) -> None:
+        """Watch the inbox while this intake worker accepts and has a free write thread; else leave it be.
+
+        A connection left in the queue waits for a thread; once the queue is full, the other
+        workers answer their reports themselves (a few slow clients must not stop every report).
+        """
+        assert self.meeting is not None
+        want = self._accepting and self._in_lane < self.write_threads
+        if want != self._inbox_on:
+            if want:
+                self.poller.register(self.meeting.inbox, selectors.EVENT_READ, self._take_handed)
+            else:
+                self.poller.unregister(self.meeting.inbox)
+            self._inbox_on = want
+
+    def _take_handed(self, _inbox: socket.socket) -> None:
+        """Give connections handed over by the other workers to the write lane's free threads (their requests wait)."""
+        assert self.meeting is not None
+        for sock in self.meeting.received(self.write_threads - self._in_lane):
             try:
                 peer, local = sock.getpeername(), sock.getsockname()
             except OSError:  # the client left meanwhile
                 sock.close()
                 continue
             self.nr_conns += 1
+            self._in_lane += 1
             conn = TConn(self.cfg, sock, peer, local)
             conn.data_ready = True
+            conn.handed = True
             self._to_write_lane(conn)
+        self._pace_inbox()
+
+    def finish_request(self, conn: Any, fs: Any) -> None:
+        """Finish as gunicorn does; a handed connection's thread is free again."""
+        if getattr(conn, "handed", False):
+            conn.handed = False
+            self._in_lane -= 1
+        super().finish_request(conn, fs)
+        if self.intake:
+            self._pace_inbox()
 
     def enqueue_req(self, conn: Any) -> None:
         """Hand the connection to the pool its request belongs to, or wait in the poller for the request.
@@ -172,7 +199,8 @@ class LaneWorker(JsonErrorWorker):
         if not (start and changes_something(start)):
             super().enqueue_req(conn)
             return
-        if self.handover is not None and not buffered and not self.cfg.is_ssl and self.handover.send(conn.sock):
+        meeting = None if self.intake or buffered or self.cfg.is_ssl else self.meeting
+        if meeting is not None and meeting.send(conn.sock):
             self.nr_conns -= 1
             conn.sock.close()  # the intake worker has the connection now
             return
@@ -241,9 +269,9 @@ def _lower_priority() -> None:
         os.nice(READ_NICENESS)
 
 
-def lane_worker(write_threads: int, meeting: Path | None = None) -> type[LaneWorker]:
+def lane_worker(write_threads: int, meeting: Meeting | None = None) -> type[LaneWorker]:
     """Return the worker class with ``write_threads`` threads in each worker's write lane.
 
-    ``meeting``: the server's meeting directory (:mod:`mapsvc.handover`), when one worker takes the reports.
+    ``meeting``: made before the workers fork (:mod:`mapsvc.handover`), when one worker takes the reports.
     """
     return type("LaneWorker", (LaneWorker,), {"write_threads": write_threads, "meeting": meeting})

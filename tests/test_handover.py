@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import multiprocessing
@@ -13,81 +14,86 @@ import socket
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from mapsvc.handover import Handover, received
+from mapsvc.handover import Meeting
 from mapsvc.lanes import READ_NICENESS, _lower_priority
 from tests.conftest import BISHKEK
-from tests.servers import NO_PER_WORKER_COUNTS, serving
+from tests.servers import NO_PER_WORKER_COUNTS, serving, start, stop
 
 
-def test_one_process_at_a_time_is_the_intake(tmp_path):
-    first, second = Handover(tmp_path), Handover(tmp_path)
-
-    inbox = first.claim()
-
-    assert inbox is not None
-    assert second.claim() is None
-    inbox.close()
-
-
-def _claim_and_end(directory: str, claimed: multiprocessing.synchronize.Event) -> None:
-    inbox = Handover(Path(directory)).claim()
-    if inbox is not None:
-        claimed.set()
+def _claim_in_a_child(meeting: Meeting, claimed: Any, go: Any) -> None:
+    claimed.put(meeting.claim())
+    go.wait(10)
     os._exit(0)  # no clean-up of any kind: as a worker killed with SIGKILL
 
 
-def test_the_intake_is_free_again_when_its_process_ends_however_it_ends(tmp_path):
+def test_one_process_at_a_time_is_the_intake_until_it_ends_however_it_ends():
+    meeting = Meeting()
     context = multiprocessing.get_context("fork")
-    claimed = context.Event()
-    child = context.Process(target=_claim_and_end, args=(str(tmp_path), claimed))
+    claimed, go = context.Queue(), context.Event()
+    child = context.Process(target=_claim_in_a_child, args=(meeting, claimed, go))
     child.start()
-    child.join(10)
+    try:
+        assert claimed.get(timeout=10) is True
+        assert meeting.claim() is False  # the child is the intake
+    finally:
+        go.set()
+        child.join(10)
 
-    assert claimed.is_set()
-    inbox = Handover(tmp_path).claim()  # its socket file is still there: taken over
-    assert inbox is not None
-    inbox.close()
-
-
-def test_a_connection_is_not_handed_over_when_no_process_takes_them(tmp_path):
-    ours, theirs = socket.socketpair()
-    handover = Handover(tmp_path)
-    with ours, theirs:
-        assert handover.send(ours) is False
-    handover.close()
+    assert meeting.claim() is True
+    meeting.close()
 
 
-def test_a_handed_connection_is_the_same_connection_in_the_taker(tmp_path):
-    inbox = Handover(tmp_path).claim()
-    assert inbox is not None
+def test_a_stopping_intake_lets_the_next_take_over():
+    meeting = Meeting()
+    assert meeting.claim() is True
+    meeting.let_go()
+    context = multiprocessing.get_context("fork")
+    claimed, go = context.Queue(), context.Event()
+    child = context.Process(target=_claim_in_a_child, args=(meeting, claimed, go))
+    child.start()
+    try:
+        assert claimed.get(timeout=10) is True
+    finally:
+        go.set()
+        child.join(10)
+    meeting.close()
+
+
+def test_a_handed_connection_is_the_same_connection_in_the_taker_and_waits_for_one():
+    meeting = Meeting()
     ours, client = socket.socketpair()
-    with inbox, client:
+    with client:
         client.sendall(b"POST /api/reports HTTP/1.1\r\n")
-        sender = Handover(tmp_path)
 
-        assert sender.send(ours) is True
-        sender.close()
-        ours.close()  # the sender lets go of it: the connection stays open in the taker
-        [taken] = received(inbox)
+        assert meeting.send(ours) is True  # no process takes them yet: it waits in the queue
+        ours.close()  # the sender lets go of it: the connection stays open in the queue
+        [taken] = meeting.received()
         with taken:
             assert taken.recv(100) == b"POST /api/reports HTTP/1.1\r\n"  # unread by the sender
             taken.sendall(b"HTTP/1.1 201 Created\r\n")
             assert client.recv(100) == b"HTTP/1.1 201 Created\r\n"
-        assert received(inbox) == []
+        assert meeting.received() == []
+    meeting.close()
 
 
-def test_the_meeting_directory_is_readable_by_its_user_only(migrated_template, tmp_path):
-    url = migrated_template.fresh(tmp_path)
-    with serving(url, tmp_path / "server.log", workers=2, **NO_PER_WORKER_COUNTS):
-        log = (tmp_path / "server.log").read_text()
-        meetings = [Path(d) for d in os.listdir("/tmp") if d.startswith("mapsvc-serve-")]
-        ours = [d for d in meetings if (Path("/tmp") / d / "intake.lock").exists()]
-        assert ours
-        assert all((Path("/tmp") / d).stat().st_mode & 0o777 == 0o700 for d in ours)
-    assert "intake worker" in log
+def test_a_full_queue_refuses_at_once_and_the_sender_keeps_the_connection():
+    meeting = Meeting()
+    ours, client = socket.socketpair()
+    with ours, client:
+        sent = 0
+        while meeting.send(ours):  # nobody takes them
+            sent += 1
+            assert sent < 100_000
+        for taken in meeting.received(most=10**6):
+            taken.close()
+        client.sendall(b"still ours")
+        assert ours.recv(100) == b"still ours"
+    assert sent > 0
+    meeting.close()
 
 
 def test_read_threads_run_at_a_lower_priority_than_the_thread_that_made_them():
@@ -104,6 +110,19 @@ def test_read_threads_run_at_a_lower_priority_than_the_thread_that_made_them():
 
     assert seen == [min(ours + READ_NICENESS, 19)]
     assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == ours  # this thread's is unchanged
+
+
+def _workers(server: int) -> list[int]:
+    return [int(pid) for pid in Path(f"/proc/{server}/task/{server}/children").read_text().split()]
+
+
+def _nice_values(pid: int) -> dict[int, int]:
+    """Return the nice value of each thread of process ``pid``."""
+    values = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(FileNotFoundError):
+            values[int(task.name)] = int((task / "stat").read_text().rsplit(")", 1)[1].split()[16])
+    return values
 
 
 def _intake_pids(log: Path) -> list[int]:
@@ -124,8 +143,8 @@ def _wait_until_gone(pid: int) -> None:
     raise AssertionError(f"process {pid} did not end")
 
 
-def _post_report(port: int) -> http.client.HTTPConnection:
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+def _post_report(port: int, timeout: float = 30) -> http.client.HTTPConnection:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     body = json.dumps({"category": "checkpoint", "lat": BISHKEK[0], "lon": BISHKEK[1]})
     connection.request("POST", "/api/reports", body, {"Content-Type": "application/json"})
     return connection
@@ -167,3 +186,56 @@ def test_reports_are_answered_by_the_intake_worker_and_by_the_others_while_it_is
     assert (health, held) == (200, 201)
     assert set(statuses) == {201}  # no report refused or lost while no worker was the intake
     assert _intake_pids(log)[-1] != intake
+
+
+@pytest.mark.engines("sqlite")
+def test_the_read_threads_of_a_server_run_below_its_other_threads(migrated_template, tmp_path):
+    url = migrated_template.fresh(tmp_path)
+    log = tmp_path / "server.log"
+    process, port = start(url, log, workers=2, **NO_PER_WORKER_COUNTS)
+    try:
+        for _ in range(20):  # the reads' threads start with the first reads
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            connection.request("GET", "/api/health")
+            connection.getresponse().read()
+            connection.close()
+        [intake] = _intake_pids(log)
+        readers = [pid for pid in _workers(process.pid) if pid != intake]
+        nice = {pid: _nice_values(pid) for pid in readers}
+    finally:
+        stop(process, log)
+
+    assert len(readers) == 2
+    assert all(values[pid] == 0 for pid, values in nice.items())  # the main thread (the poller)
+    assert any(READ_NICENESS in values.values() for values in nice.values())
+
+
+@pytest.mark.engines("sqlite")
+def test_no_report_is_lost_while_the_workers_are_replaced(migrated_template, tmp_path):
+    """A reload (HUP): a reading worker still finishing a request must not become an intake that nobody reaches."""
+    url = migrated_template.fresh(tmp_path)
+    log = tmp_path / "server.log"
+    process, port = start(url, log, workers=2, **NO_PER_WORKER_COUNTS)
+    try:
+        unfinished = []
+        for _ in range(6):  # half-sent reads keep old workers stopping for a while
+            connection = socket.create_connection(("127.0.0.1", port), timeout=10)
+            connection.sendall(b"GET /api/health HTTP/1.1\r\nHost: mapsvc\r\n")
+            unfinished.append(connection)
+        time.sleep(0.5)
+        process.send_signal(signal.SIGHUP)
+        statuses = []
+        for _ in range(30):
+            connection = _post_report(port, timeout=8)
+            try:
+                statuses.append(connection.getresponse().status)
+            except OSError as error:
+                statuses.append(type(error).__name__)
+            connection.close()
+            time.sleep(0.15)
+        for connection in unfinished:
+            connection.close()
+    finally:
+        stop(process, log)
+
+    assert statuses == [201] * 30, log.read_text()

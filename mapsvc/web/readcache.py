@@ -44,7 +44,6 @@ from __future__ import annotations
 import gzip
 import logging
 import mmap
-import struct
 import threading
 import time
 from collections import OrderedDict
@@ -105,15 +104,16 @@ class SharedGeneration:
 
     def __init__(self) -> None:
         self._memory = mmap.mmap(-1, 8)  # MAP_SHARED: a forked child writes the parent's page
+        self._number = memoryview(self._memory).cast("Q")  # one aligned 8-byte word: read and written whole
 
     @property
     def value(self) -> int:
         """Return the number now."""
-        return int(struct.unpack_from("=Q", self._memory)[0])
+        return int(self._number[0])
 
     def move(self) -> None:
         """Move the number on."""
-        struct.pack_into("=Q", self._memory, 0, (self.value + 1) % 2**64)
+        self._number[0] = (self._number[0] + 1) % 2**64
 
 
 @dataclass

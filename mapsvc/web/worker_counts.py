@@ -51,15 +51,18 @@ def counted_per_worker(config: Mapping[str, Any]) -> list[str]:
     return names
 
 
-def refusal(config: Mapping[str, Any], workers: int) -> str | None:
-    """Return why ``workers`` workers must not start with this configuration, or None when they may."""
-    names = counted_per_worker(config) if workers > 1 else []
+def refusal(config: Mapping[str, Any], workers: int, intake: bool = False) -> str | None:
+    """Return why ``workers`` workers (and the intake worker) must not start with this configuration, or None."""
+    processes = workers + intake
+    names = counted_per_worker(config) if processes > 1 else []
     if not names:
         return None
+    asked = f"--workers {workers}" + (" --intake-worker" if intake else "")
     return (
-        f'--workers {workers} with RATELIMIT_STORAGE_URI "{config.get("RATELIMIT_STORAGE_URI")}": each worker '
-        f"would count apart, so each of these would let through {workers} times its number: "
+        f'{asked} with RATELIMIT_STORAGE_URI "{config.get("RATELIMIT_STORAGE_URI")}": each worker '
+        f"would count apart, so each of these would let through {processes} times its number: "
         f"{', '.join(names)}. Give the workers one store they share, e.g. "
         "MAPSVC_RATELIMIT_STORAGE_URI=redis://127.0.0.1:6379/0 (pip install 'mapsvc[redis]'; a Redis without "
-        'persistence, see the README, "Rate limits"), or serve with --workers 1 (and more --threads).'
+        'persistence, see the README, "Rate limits"), or serve with --workers 1 (and more --threads) '
+        "and no intake worker."
     )
