@@ -6,7 +6,7 @@ command's default) with its limits in Redis, and runs from separate processes on
 
 - **reads**: ``wrk`` with 200 connections asking, for ``--seconds``, the URL the map page asks
   every minute (``/api/layers`` of the whole city with the map's event limit, static/js/map.js);
-- **writes** (second run only): reports posted at a fixed rate (50 a second) from a writer
+- **writes** (second run only): reports posted at a fixed rate (50 a second) from a writer (bench/load_writer.py)
   process, one connection each, each report's latency measured from the moment it was due.
 
 Then it checks that every report answered 201 is in the database, and prints the table. The
@@ -31,7 +31,6 @@ import argparse
 import http.client
 import json
 import os
-import random
 import resource
 import shutil
 import socket
@@ -39,10 +38,8 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,8 +54,6 @@ from mapsvc.store.models import Report
 POSTGRES_URL = "postgresql+psycopg://mapsvc_test@127.0.0.1:5432/mapsvc_test"
 REDIS_URL = "redis://127.0.0.1:6379/14"
 DATABASE = "mapsvc_bench_load"
-#: The categories the writer reports, as peers would in a raid.
-CATEGORIES = ("checkpoint", "raid", "patrol", "extortion", "attack")
 #: What the bench's server is given besides its database and Redis: one address sends everything.
 BENCH_SETTINGS = {
     "INTAKE_RATE_LIMIT": "1000000 per minute",
@@ -254,8 +249,16 @@ def read_result(wrk: subprocess.Popen[str]) -> Reads:
 
 
 def write_load(port: int, rate: float, seconds: float) -> subprocess.Popen[str]:
-    """Start the writer process: reports at ``rate`` a second for ``seconds``."""
-    command = [sys.executable, __file__, "--write", str(port), "--rate", str(rate), "--seconds", str(seconds)]
+    """Start the writer process (bench/load_writer.py): reports at ``rate`` a second for ``seconds``, in the city."""
+    bounds = [str(v) for v in ServiceArea.from_config("bishkek").bounds]
+    command = [
+        sys.executable,
+        str(Path(__file__).with_name("load_writer.py")),
+        str(port),
+        str(rate),
+        str(seconds),
+        *bounds,
+    ]
     return subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": ""})
 
 
@@ -271,47 +274,6 @@ def write_result(writer: subprocess.Popen[str]) -> Writes:
         ids=[a["id"] for a in answers if a["status"] == 201],
         sent=len(answers),
     )
-
-
-def write(port: int, rate: float, seconds: float, bounds: tuple[float, float, float, float]) -> None:
-    """Post reports at a fixed rate, each on its own connection (as phones do); print every answer as JSON.
-
-    A report's time runs from the moment it was due, so a writer held up by a slow server
-    counts the wait too.
-    """
-    rng = random.Random(7)
-    west, south, east, north = bounds
-    answers: list[dict[str, object]] = []
-    lock = threading.Lock()
-
-    def send(due: float, body: str) -> None:
-        status, report_id = 0, None
-        try:
-            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-            connection.request("POST", "/api/reports", body, {"Content-Type": "application/json"})
-            response = connection.getresponse()
-            data = response.read()
-            status = response.status
-            report_id = json.loads(data).get("id") if status == 201 else None
-            connection.close()
-        except (OSError, ValueError):
-            pass  # counted as an error (status 0)
-        with lock:
-            answers.append({"status": status, "ms": (time.monotonic() - due) * 1000, "id": report_id})
-
-    count = int(rate * seconds)
-    with ThreadPoolExecutor(max_workers=min(count, 1000)) as pool:
-        started = time.monotonic()
-        for i in range(count):
-            due = started + i / rate
-            time.sleep(max(0.0, due - time.monotonic()))
-            body = {
-                "category": rng.choice(CATEGORIES),
-                "lat": rng.uniform(south, north),
-                "lon": rng.uniform(west, east),
-            }
-            pool.submit(send, due, json.dumps(body))
-    print(json.dumps(answers))
 
 
 def stored(db_url: str, ids: list[str]) -> int:
@@ -400,11 +362,7 @@ def main() -> None:
     parser.add_argument("--postgres-url", default=POSTGRES_URL, help="server and base database (with postgis)")
     parser.add_argument("--redis-url", default=REDIS_URL, help="the Redis the server's limits live in")
     parser.add_argument("--source", type=Path, default=Path(__file__).resolve().parent.parent, help="the code to run")
-    parser.add_argument("--write", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.write:
-        write(args.write, args.rate, args.seconds, ServiceArea.from_config("bishkek").bounds)
-        return
     if shutil.which("wrk") is None:
         sys.exit("wrk is missing: apt-get install wrk (scripts/setup.sh installs it)")
     rows = [row for engine in args.engines for row in run_engine(engine, args)]
