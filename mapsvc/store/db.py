@@ -24,6 +24,9 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent.parent.parent / "migrations"
 
 #: How long a SQLite connection waits for a lock (a writer for the one before it), and a checkpoint for readers.
 SQLITE_TIMEOUT_S = 30
+#: PostgreSQL connections a process keeps (as many as mapsvc serve's threads of a worker) and may open beyond.
+POOL_SIZE = 20
+POOL_OVERFLOW = 10
 CHECKPOINT_WAIT_MS = 2000
 
 #: ``PRAGMA synchronous`` levels a SQLite store may run with (``SQLITE_SYNCHRONOUS``). In WAL mode,
@@ -92,7 +95,11 @@ def make_engine(url: str, sqlite_synchronous: str = "FULL") -> Engine:
         engine = create_engine(url, **kwargs)
         _configure_sqlite(engine, level)
         return engine
-    return create_engine(url, pool_pre_ping=True, **kwargs)
+    # A connection given back beyond the pool's size is closed, and the next one costs PostgreSQL a new
+    # backend process: with SQLAlchemy's 5, a worker's 20 threads (mapsvc serve's reads and write lane)
+    # opened and closed connections all through a raid (bench/load.py: a new backend every few
+    # reports). Connections are opened as they are needed: an idle worker keeps few.
+    return create_engine(url, pool_pre_ping=True, pool_size=POOL_SIZE, max_overflow=POOL_OVERFLOW, **kwargs)
 
 
 def _configure_sqlite(engine: Engine, synchronous: str) -> None:
