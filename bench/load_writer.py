@@ -52,11 +52,16 @@ def write(port: int, rate: float, seconds: float, bounds: tuple[float, float, fl
     started, sent = time.monotonic(), 0
     while sent < count or selector.get_map():
         while sent < count and started + sent / rate <= time.monotonic():
-            sock = socket.socket()
+            due = started + sent / rate
+            sent += 1
+            try:
+                sock = socket.socket()
+            except OSError:  # out of descriptors: a server that answers nothing for long
+                answers.append({"status": 0, "ms": (time.monotonic() - due) * 1000, "id": None})
+                continue
             sock.setblocking(False)
             sock.connect_ex(("127.0.0.1", port))  # under way: writable once connected
-            selector.register(sock, selectors.EVENT_WRITE, _Sending(started + sent / rate, requests[sent]))
-            sent += 1
+            selector.register(sock, selectors.EVENT_WRITE, _Sending(due, requests[sent - 1]))
         wait = max(0.0, started + sent / rate - time.monotonic()) if sent < count else 0.5
         for key, events in selector.select(wait):
             conn, sending = key.fileobj, key.data
@@ -93,7 +98,7 @@ def _status_and_id(answer: bytes) -> tuple[int, object]:
     try:
         status = int(head.split(b" ", 2)[1])
         return status, json.loads(body).get("id") if status == 201 else None
-    except (IndexError, ValueError):
+    except (IndexError, ValueError, AttributeError):  # no status line, or a 201 without a JSON object
         return 0, None
 
 

@@ -14,7 +14,7 @@ from flask.cli import FlaskGroup, with_appcontext
 from mapsvc.demo import generate
 from mapsvc.settings import settings
 from mapsvc.store import get_store
-from mapsvc.store.db import DatabaseUnavailable, Store
+from mapsvc.store.db import POOL_OVERFLOW, POOL_SIZE, DatabaseUnavailable, Store
 from mapsvc.store.events import prune
 from mapsvc.store.heat import rebuild_heat
 from mapsvc.store.intake_keys import forget_expired
@@ -99,6 +99,14 @@ def serve(host: str, port: int, workers: int, threads: int, write_threads: int, 
     # Flask types current_app as the app it stands for, so mypy does not know the proxy's method.
     app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
     store = get_store()
+    allowed = store.connections_allowed()
+    most = (workers + intake) * (POOL_SIZE + POOL_OVERFLOW)
+    if allowed is not None and allowed < most:
+        click.echo(
+            f"warning: {workers + intake} workers may open up to {most} PostgreSQL connections at once, and the server "
+            f"allows {allowed}: raise max_connections, or serve with fewer --workers",
+            err=True,
+        )
     # Workers are forked from this process: none may inherit (and so share) its connections.
     store.dispose()
 

@@ -19,14 +19,17 @@ system to find:
   its workers inherit, and are let go when that process ends, however it ends; the next worker
   that tries takes it.
 
-A send never waits: while the queue is full (the intake worker is stuck, or gone for longer than
-the queue lasts), the sender keeps the connection and answers it itself.
+A send never waits: while the queue is full (a few connections, :data:`QUEUE_BYTES`: the intake
+worker is stuck, or gone for longer than the queue lasts), the sender keeps the connection and
+answers it itself. A stopping worker hands nothing over: it answers what it still has.
 """
 
 from __future__ import annotations
 
 import array
+import errno
 import fcntl
+import os
 import socket
 import tempfile
 
@@ -34,6 +37,12 @@ import tempfile
 _TOKEN = b"c"
 #: Most connections taken from the queue at one wake-up.
 _BATCH = 64
+#: The send buffer of the workers' end, in bytes: it bounds the queue for every process at once. A
+#: socket pair ignores the kernel's datagram queue length, so with Linux's default buffer 278
+#: connections could wait there while the intake worker's threads are all held.
+QUEUE_BYTES = 8192
+#: Errors of a lock held by another process (anything else is a lock that cannot work here).
+_HELD = (errno.EACCES, errno.EAGAIN)
 
 
 class Meeting:
@@ -41,10 +50,15 @@ class Meeting:
 
     def __init__(self) -> None:
         self._outbox, self.inbox = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self._outbox.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, QUEUE_BYTES)
         self._outbox.setblocking(False)
         self.inbox.setblocking(False)
         self._lock = tempfile.TemporaryFile()  # noqa: SIM115 (held for the server's life; removed from its directory at once)
         self._held = False
+        # A file system whose locks do not work (NFS without its lock daemon) fails here, in serve, not
+        # silently in every worker.
+        fcntl.lockf(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.lockf(self._lock, fcntl.LOCK_UN)
 
     def claim(self) -> bool:
         """Become the intake worker if no process is; return whether this process is it now."""
@@ -52,8 +66,14 @@ class Meeting:
             try:
                 fcntl.lockf(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 self._held = True
-            except OSError:  # another process holds it
-                pass
+            except OSError as error:
+                if error.errno not in _HELD:
+                    raise
+        return self._held
+
+    @property
+    def held(self) -> bool:
+        """Return whether this process is the intake worker."""
         return self._held
 
     def let_go(self) -> None:
@@ -67,7 +87,7 @@ class Meeting:
         rights = (socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [conn.fileno()]))
         try:
             self._outbox.sendmsg([_TOKEN], [rights])
-        except OSError:  # the queue is full (BlockingIOError), or the server is stopping
+        except OSError:  # the queue is full (BlockingIOError)
             return False
         return True
 
@@ -79,14 +99,16 @@ class Meeting:
             try:
                 # socket.recv_fds would drop the flags (CPython 3.11 to 3.13): the descriptor must not
                 # outlive this process in a program it starts.
-                _, ancillary, _, _ = self.inbox.recvmsg(len(_TOKEN), room, socket.MSG_CMSG_CLOEXEC)
+                _, ancillary, _, _ = self.inbox.recvmsg(len(_TOKEN), room, getattr(socket, "MSG_CMSG_CLOEXEC", 0))
             except BlockingIOError:
                 break
             for level, kind, data in ancillary:
                 if (level, kind) == (socket.SOL_SOCKET, socket.SCM_RIGHTS):
                     fds = array.array("i")
                     fds.frombytes(data[: len(data) - len(data) % fds.itemsize])
-                    taken += [socket.socket(fileno=fd) for fd in fds]
+                    for fd in fds:
+                        os.set_inheritable(fd, False)  # where recvmsg could not say so (not Linux)
+                        taken.append(socket.socket(fileno=fd))
         return taken
 
     def close(self) -> None:

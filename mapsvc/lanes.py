@@ -30,8 +30,8 @@ transaction took 13 ms at the median in a process of its own, against 4 ms with 
 until the read threads ran at a lower priority (``READ_NICENESS``): then 7 ms, and reports were
 answered at the fixed moment (p95 213 ms). Reads hold back for no report either
 (:mod:`mapsvc.web.urgency` only matters where a worker takes reports itself). While no intake
-worker takes them (it is restarting, or its write lane is full and the queue too), each worker
-takes the reports that come to it, as above.
+worker takes them (its write lane is full and the small queue too), each worker takes the
+reports that come to it, as above; while it restarts, they wait in the queue (a second or two).
 
 This worker uses gunicorn's threaded worker's inner parts (its pools, poller and pending
 connections), so pyproject.toml holds gunicorn to the release series it was written for.
@@ -43,6 +43,7 @@ import contextlib
 import os
 import selectors
 import socket
+import struct
 import sys
 import threading
 import time
@@ -67,6 +68,8 @@ _PEEK = max(len(m) for m in WRITE_METHODS)
 READ_NICENESS = 10
 #: How often a reading worker tries to become the intake worker while none is, in seconds.
 CLAIM_EVERY_S = 1.0
+#: The longest a write-lane thread waits for more of a request's bytes, in seconds.
+WRITE_READ_TIMEOUT_S = 10
 
 
 def request_start(sock: socket.socket) -> bytes | None:
@@ -139,7 +142,9 @@ class LaneWorker(JsonErrorWorker):
             super().set_accept_enabled(enabled)
             return
         assert self.meeting is not None
-        if not enabled and not self.alive:
+        if not enabled and not self.alive and self.meeting.held:  # still the intake: take what is queued
+            for sock in self.meeting.received(most=1 << 16):
+                self._take(sock)
             self.meeting.let_go()
         self._accepting = enabled
         self._pace_inbox()
@@ -163,18 +168,22 @@ class LaneWorker(JsonErrorWorker):
         """Give connections handed over by the other workers to the write lane's free threads (their requests wait)."""
         assert self.meeting is not None
         for sock in self.meeting.received(self.write_threads - self._in_lane):
-            try:
-                peer, local = sock.getpeername(), sock.getsockname()
-            except OSError:  # the client left meanwhile
-                sock.close()
-                continue
-            self.nr_conns += 1
-            self._in_lane += 1
-            conn = TConn(self.cfg, sock, peer, local)
-            conn.data_ready = True
-            conn.handed = True
-            self._to_write_lane(conn)
+            self._take(sock)
         self._pace_inbox()
+
+    def _take(self, sock: socket.socket) -> None:
+        """Give one handed connection to the write lane."""
+        try:
+            peer, local = sock.getpeername(), sock.getsockname()
+        except OSError:  # the client left meanwhile
+            sock.close()
+            return
+        self.nr_conns += 1
+        self._in_lane += 1
+        conn = TConn(self.cfg, sock, peer, local)
+        conn.data_ready = True
+        conn.handed = True
+        self._to_write_lane(conn)
 
     def finish_request(self, conn: Any, fs: Any) -> None:
         """Finish as gunicorn does; a handed connection's thread is free again."""
@@ -199,7 +208,7 @@ class LaneWorker(JsonErrorWorker):
         if not (start and changes_something(start)):
             super().enqueue_req(conn)
             return
-        meeting = None if self.intake or buffered or self.cfg.is_ssl else self.meeting
+        meeting = None if self.intake or not self.alive or buffered or self.cfg.is_ssl else self.meeting
         if meeting is not None and meeting.send(conn.sock):
             self.nr_conns -= 1
             conn.sock.close()  # the intake worker has the connection now
@@ -207,7 +216,10 @@ class LaneWorker(JsonErrorWorker):
         self._to_write_lane(conn)
 
     def _to_write_lane(self, conn: Any) -> None:
-        """Hand the connection to the write lane."""
+        """Hand the connection to the write lane, whose reads of it time out (no slow client holds a thread long)."""
+        with contextlib.suppress(OSError):
+            # SO_RCVTIMEO survives gunicorn's setblocking(True), which only clears Python's own timeout.
+            conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, _timeval(WRITE_READ_TIMEOUT_S))
         reads, self.tpool = self.tpool, self.write_lane
         try:
             super().enqueue_req(conn)
@@ -261,6 +273,11 @@ class LaneWorker(JsonErrorWorker):
                 self.poller.unregister(conn.sock)
             self.nr_conns -= 1
             conn.close()
+
+
+def _timeval(seconds: float) -> bytes:
+    """Return ``seconds`` as a C ``struct timeval`` (for SO_RCVTIMEO)."""
+    return struct.pack("@ll", int(seconds), int(seconds % 1 * 1_000_000))
 
 
 def _lower_priority() -> None:

@@ -24,8 +24,8 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent.parent.parent / "migrations"
 
 #: How long a SQLite connection waits for a lock (a writer for the one before it), and a checkpoint for readers.
 SQLITE_TIMEOUT_S = 30
-#: PostgreSQL connections a process keeps (as many as mapsvc serve's threads of a worker) and may open beyond.
-POOL_SIZE = 20
+#: PostgreSQL connections a process keeps, and may open beyond them (mapsvc serve's worker has 4 + 16 threads).
+POOL_SIZE = 10
 POOL_OVERFLOW = 10
 CHECKPOINT_WAIT_MS = 2000
 
@@ -96,9 +96,9 @@ def make_engine(url: str, sqlite_synchronous: str = "FULL") -> Engine:
         _configure_sqlite(engine, level)
         return engine
     # A connection given back beyond the pool's size is closed, and the next one costs PostgreSQL a new
-    # backend process: with SQLAlchemy's 5, a worker's 20 threads (mapsvc serve's reads and write lane)
-    # opened and closed connections all through a raid (bench/load.py: a new backend every few
-    # reports). Connections are opened as they are needed: an idle worker keeps few.
+    # backend process: with SQLAlchemy's 5, the intake worker's 16 threads opened and closed
+    # connections all through a raid (bench/load.py: a new backend every few reports). Connections
+    # are opened as they are needed: an idle worker keeps few.
     return create_engine(url, pool_pre_ping=True, pool_size=POOL_SIZE, max_overflow=POOL_OVERFLOW, **kwargs)
 
 
@@ -208,6 +208,15 @@ class Store:
             raise DatabaseUnavailable("the database is busy; try again shortly") from None
         except NoLockFile:  # the database's directory is gone
             raise DatabaseUnavailable("the database is unreachable; try again shortly") from None
+
+    def connections_allowed(self) -> int | None:
+        """Return how many connections the PostgreSQL server allows its users (None on SQLite)."""
+        if self.dialect != "postgresql":
+            return None
+        with self.engine.connect() as connection:
+            allowed = int(connection.exec_driver_sql("SHOW max_connections").scalar_one())
+            reserved = int(connection.exec_driver_sql("SHOW superuser_reserved_connections").scalar_one())
+        return allowed - reserved
 
     def version(self, session: Session) -> int:
         """Return the store's version: the number of write transactions committed so far."""
