@@ -24,7 +24,7 @@ from mapsvc.web.limits import READ_SCOPE
 from mapsvc.web.windows import ClockWindowRateLimiter
 from tests.servers import keep_clear_of_the_hours_end, request, serving
 from tests.test_read_cache_shared import NO_REDIS
-from tests.test_shared_limits import REDIS_URL, SECRET, TAG, _forget
+from tests.test_shared_limits import REDIS_URL, SECRET, TAG, redis_of_this_process
 
 MINUTE = parse("6 per minute")
 #: A hit's identifiers as Flask-Limiter gives them: key prefix, the source's key, the shared limit's scope.
@@ -41,11 +41,8 @@ def flushed_by_the_tests(monkeypatch):
 @pytest.fixture
 def server():
     """Return a client of the tests' Redis; this process's keys are deleted before and after."""
-    server = redis.Redis.from_url(REDIS_URL)
-    _forget(server, TAG)
-    yield server
-    _forget(server, TAG)
-    server.close()
+    with redis_of_this_process() as server:
+        yield server
 
 
 def _strategy(url: str = REDIS_URL) -> BatchedClockWindowRateLimiter:

@@ -13,6 +13,7 @@ import signal
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,18 +31,25 @@ def _claim_in_a_child(meeting: Meeting, claimed: Any, go: Any) -> None:
     os._exit(0)  # no clean-up of any kind: as a worker killed with SIGKILL
 
 
-def test_one_process_at_a_time_is_the_intake_until_it_ends_however_it_ends():
-    meeting = Meeting()
+@contextlib.contextmanager
+def _another_worker(meeting: Meeting) -> Iterator[bool]:
+    """Fork a process that tries to claim the intake; yield whether it did, while it lives (it ends after)."""
     context = multiprocessing.get_context("fork")
     claimed, go = context.Queue(), context.Event()
     child = context.Process(target=_claim_in_a_child, args=(meeting, claimed, go))
     child.start()
     try:
-        assert claimed.get(timeout=10) is True
-        assert meeting.claim() is False  # the child is the intake
+        yield claimed.get(timeout=10)
     finally:
         go.set()
         child.join(10)
+
+
+def test_one_process_at_a_time_is_the_intake_until_it_ends_however_it_ends():
+    meeting = Meeting()
+    with _another_worker(meeting) as claimed:
+        assert claimed is True
+        assert meeting.claim() is False  # the child is the intake
 
     assert meeting.claim() is True
     meeting.close()
@@ -51,15 +59,8 @@ def test_a_stopping_intake_lets_the_next_take_over():
     meeting = Meeting()
     assert meeting.claim() is True
     meeting.let_go()
-    context = multiprocessing.get_context("fork")
-    claimed, go = context.Queue(), context.Event()
-    child = context.Process(target=_claim_in_a_child, args=(meeting, claimed, go))
-    child.start()
-    try:
-        assert claimed.get(timeout=10) is True
-    finally:
-        go.set()
-        child.join(10)
+    with _another_worker(meeting) as claimed:
+        assert claimed is True
     meeting.close()
 
 

@@ -19,7 +19,7 @@ from mapsvc.web.sharedanswers import SharedAnswers
 from tests.conftest import BISHKEK
 from tests.helpers import layer_ids, post_device
 from tests.moderation_helpers import Acting
-from tests.test_shared_limits import REDIS_URL, TAG, _forget
+from tests.test_shared_limits import REDIS_URL, TAG, redis_of_this_process
 
 #: A Redis that is not there: nothing listens on port 1 of the loopback.
 NO_REDIS = "redis://127.0.0.1:1/15"
@@ -28,11 +28,8 @@ NO_REDIS = "redis://127.0.0.1:1/15"
 @pytest.fixture
 def server():
     """Return a client of the tests' Redis; this process's keys are deleted before and after."""
-    server = redis.Redis.from_url(REDIS_URL)
-    _forget(server, TAG)
-    yield server
-    _forget(server, TAG)
-    server.close()
+    with redis_of_this_process() as server:
+        yield server
 
 
 def _answers(server: redis.Redis) -> list[bytes]:

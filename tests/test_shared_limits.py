@@ -11,6 +11,8 @@ import hashlib
 import hmac
 import math
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 import redis
@@ -57,6 +59,16 @@ def _forget(server: redis.Redis, prefix: str) -> None:
     """Delete this test worker's limit counts (other workers' stay)."""
     for key in server.scan_iter(f"*{prefix}*"):
         server.delete(key)
+
+
+@contextmanager
+def redis_of_this_process() -> Iterator[redis.Redis]:
+    """Yield a client of the tests' Redis; this process's keys are deleted before and after."""
+    server = redis.Redis.from_url(REDIS_URL)
+    _forget(server, TAG)
+    yield server
+    _forget(server, TAG)
+    server.close()
 
 
 def _report(client):
