@@ -135,15 +135,15 @@ class LaneWorker(JsonErrorWorker):
     def set_accept_enabled(self, enabled: bool) -> None:
         """Take new connections from the listeners, or in the intake worker from the other workers.
 
-        A stopping intake worker lets the intake go at once: what is still queued, and sent from
-        now on, waits for the next intake worker.
+        A stopping intake worker takes what is queued (fewer than a batch: the queue is small), then
+        lets the intake go: what is sent from then on waits for the next intake worker.
         """
         if not self.intake:
             super().set_accept_enabled(enabled)
             return
         assert self.meeting is not None
         if not enabled and not self.alive and self.meeting.held:  # still the intake: take what is queued
-            for sock in self.meeting.received(most=1 << 16):
+            for sock in self.meeting.received():
                 self._take(sock)
             self.meeting.let_go()
         self._accepting = enabled

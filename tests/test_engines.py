@@ -111,6 +111,21 @@ def test_upgrade_from_an_empty_database_reaches_head(empty_url):
     store.dispose()
 
 
+def test_serve_knows_how_many_connections_postgresql_allows_its_workers(empty_url):
+    """``mapsvc serve`` warns when its workers could open more connections than this."""
+    store = Store(empty_url)
+
+    allowed = store.connections_allowed()
+
+    if store.dialect == "sqlite":
+        assert allowed is None
+    else:
+        with store.engine.connect() as connection:
+            most = int(connection.exec_driver_sql("SHOW max_connections").scalar_one())
+        assert 0 < allowed < most  # less what is kept for superusers
+    store.dispose()
+
+
 @pytest.mark.engines("postgis")
 def test_postgis_points_are_generated_and_gist_indexed(empty_url):
     Store(empty_url).upgrade()

@@ -73,3 +73,14 @@ def test_the_known_devices_budget_unset_counts_only_with_the_accounts_budget():
     assert counted_per_worker(config) == []
     with_account = {**config, "LOGIN_ACCOUNT_FAILURE_LIMIT": "10 per hour"}
     assert counted_per_worker(with_account) == ["LOGIN_ACCOUNT_FAILURE_LIMIT", "LOGIN_KNOWN_DEVICE_FAILURE_LIMIT"]
+
+
+def test_one_worker_and_the_intake_worker_with_limits_in_memory_are_refused_by_name():
+    """The intake worker is a second process: with counts in memory, each of the two would count apart."""
+    message = refusal(DEFAULTS, 1, intake=True)
+
+    assert message is not None
+    assert "--workers 1 --intake-worker" in message
+    assert "2 times" in message
+    assert "no intake worker" in message
+    assert refusal({**DEFAULTS, "RATELIMIT_STORAGE_URI": REDIS}, 1, intake=True) is None

@@ -145,6 +145,9 @@ def affected_rows(result: Result[Any]) -> int:
 
 
 _NEXT_VERSION = update(StoreVersion).where(StoreVersion.id == 1).values(writes=StoreVersion.writes + 1)
+_USERS_CONNECTIONS = text(
+    "SELECT current_setting('max_connections')::int - current_setting('superuser_reserved_connections')::int"
+)
 _VERSION = select(StoreVersion.writes).where(StoreVersion.id == 1)
 
 
@@ -214,9 +217,7 @@ class Store:
         if self.dialect != "postgresql":
             return None
         with self.engine.connect() as connection:
-            allowed = int(connection.exec_driver_sql("SHOW max_connections").scalar_one())
-            reserved = int(connection.exec_driver_sql("SHOW superuser_reserved_connections").scalar_one())
-        return allowed - reserved
+            return int(connection.execute(_USERS_CONNECTIONS).scalar_one())
 
     def version(self, session: Session) -> int:
         """Return the store's version: the number of write transactions committed so far."""

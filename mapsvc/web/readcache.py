@@ -337,6 +337,6 @@ def init_app(app: Flask) -> None:
         raise ValueError(f"READ_STALE_S must be a number of seconds from 0 to {MAX_STALE_S}")
     cache = None
     if seconds > 0 and megabytes > 0 and stale > 0:
+        # Made with the app, in the process that gunicorn forks its workers from: they share its removals.
         cache = ReadCache(int(megabytes * 2**20), float(stale), sharedanswers.from_config(app.config, float(stale)))
-        # Made here, in the process that gunicorn forks its workers from, so that they share it.
     app.extensions["mapsvc.read_cache"] = cache
