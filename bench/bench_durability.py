@@ -34,7 +34,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from mapsvc.store.db import SQLITE_SYNCHRONOUS_LEVELS, Store
-from mapsvc.web.worker_counts import PASSWORD_SETTINGS
+from mapsvc.web.hooks.worker_counts import PASSWORD_SETTINGS
 
 RESULTS = Path(__file__).resolve().parent / "results"
 #: Central Bishkek (the default service area), spread over a few kilometres.

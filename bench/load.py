@@ -161,7 +161,7 @@ def _mapsvc(env: dict[str, str], *args: str, **kwargs: object) -> subprocess.Pop
     It runs in the filesystem's root: ``python -c`` looks for modules in its working directory
     first, where a checkout's own ``mapsvc`` would win over the code asked for.
     """
-    command = [sys.executable, "-c", "from mapsvc.cli import main; main()", *args]
+    command = [sys.executable, "-c", "from mapsvc.__main__ import main; main()", *args]
     return subprocess.Popen(command, env=env, cwd="/", **kwargs)  # type: ignore[call-overload, no-any-return]
 
 

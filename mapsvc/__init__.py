@@ -9,9 +9,7 @@ from typing import Any
 
 from flask import Flask
 
-from mapsvc.config import DEFAULTS
-
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+from mapsvc.config import DEFAULTS, PROJECT_ROOT
 
 
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
@@ -22,7 +20,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         static_folder=str(PROJECT_ROOT / "static"),
         template_folder=str(PROJECT_ROOT / "templates"),
     )
-    from mapsvc.web.uploads import Request
+    from mapsvc.web.advocacy.uploads import Request
 
     app.request_class = Request
     app.config.from_mapping(DEFAULTS)
@@ -36,15 +34,14 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         Path(app.instance_path).mkdir(parents=True, exist_ok=True)
         app.config["DATABASE_URL"] = f"sqlite:///{Path(app.instance_path) / 'mapsvc.sqlite3'}"
 
-    from mapsvc import cli, i18n, logs, settings
-    from mapsvc.store import init_app as init_store
-    from mapsvc.web import init_app as init_web
+    from mapsvc import cli, i18n, logs, server, settings, store, web
 
     logs.init_app(app)
     i18n.init_app(app)
     settings.init_app(app)
-    init_store(app)
-    init_web(app)
+    store.init_app(app)
+    web.init_app(app)
     cli.init_app(app)
+    server.init_app(app)
     logging.getLogger(__name__).debug("mapsvc app created")
     return app

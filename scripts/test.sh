@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Install, then run every check CI runs: formatting, lint, types, and the test suite on both
+# Install, then run every check CI runs: formatting, lint, types, the layers' import contracts
+# (pyproject.toml, [tool.importlinter]), and the test suite on both
 # database engines (SQLite and PostGIS).
 # Extra arguments go to pytest, e.g. `bash scripts/test.sh -k heat -x`.
 # Every check runs even when an earlier one fails; the exit status is non-zero if any failed.
@@ -70,6 +71,7 @@ check() {
 check "ruff format" .venv/bin/ruff format --check .
 check "ruff check" .venv/bin/ruff check .
 check "mypy" .venv/bin/mypy
+check "import contracts" .venv/bin/lint-imports --no-cache
 
 echo "== pytest" >&2
 status=0

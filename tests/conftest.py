@@ -19,8 +19,8 @@ from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 
 from mapsvc import create_app
-from mapsvc.web import limits as rate_limits
-from mapsvc.web import windows as limit_windows
+from mapsvc.web.hooks import limits as rate_limits
+from mapsvc.web.hooks import windows as limit_windows
 from tests.databases import DEFAULT_POSTGRES_URL, ENGINES, PostgisDatabases, SqliteDatabases, selected_engines
 
 #: The tests' "now": reports and queries are made relative to it.
@@ -44,7 +44,7 @@ class Clock:
 
 
 class _SaltDay(datetime):
-    """``datetime`` as :mod:`mapsvc.web.limits` sees it in tests: ``now()`` is always NOW."""
+    """``datetime`` as :mod:`mapsvc.web.hooks.limits` sees it in tests: ``now()`` is always NOW."""
 
     @classmethod
     def now(cls, tz: Any = None) -> datetime:  # type: ignore[override]
@@ -67,7 +67,7 @@ def _one_rate_limit_day() -> Iterator[None]:
 
 
 class WindowClock:
-    """``time`` as :mod:`mapsvc.web.windows` sees it in tests: NOW, unless a test moves ``now``."""
+    """``time`` as :mod:`mapsvc.web.hooks.windows` sees it in tests: NOW, unless a test moves ``now``."""
 
     def __init__(self) -> None:
         self.now = NOW.timestamp()

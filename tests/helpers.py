@@ -19,10 +19,10 @@ from werkzeug.test import TestResponse
 from mapsvc import create_app
 from mapsvc.core.policy import DEFAULT_POLICIES
 from mapsvc.core.roles import Role
+from mapsvc.services.accounts import account_policy
 from mapsvc.store.accounts import create_account
 from mapsvc.store.logins import make_token
 from mapsvc.store.models import Account, Event, Report
-from mapsvc.web.sessions import account_policy
 from tests.conftest import BISHKEK, TOTP_KEY, Clock
 from tests.databases import PostgisDatabases, SqliteDatabases
 
@@ -159,7 +159,7 @@ def read_stale_s_later(app: Flask) -> None:
     """Move the read cache's clock READ_STALE_S seconds on: no answer kept before is served again.
 
     Answers to map reads are served READ_STALE_S seconds, whatever is written meanwhile
-    (mapsvc.web.readcache): a test that reads, writes and reads again to compare waits this long.
+    (mapsvc.web.map.readcache): a test that reads, writes and reads again to compare waits this long.
     """
     cache = app.extensions["mapsvc.read_cache"]
     if cache is not None:

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from mapsvc.core.roles import Role
 from mapsvc.store.heat import rebuild_heat
 from mapsvc.store.models import AuditEntry, HeatSeries, HeatStep
-from mapsvc.web.identity import Identity
+from mapsvc.web.auth.identity import Identity
 from tests.conftest import NOW
 from tests.helpers import post_device
 

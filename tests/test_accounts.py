@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from mapsvc import create_app
 from mapsvc.store.models import Account, AuditEntry, LoginSession
-from mapsvc.web import windows
+from mapsvc.web.hooks import windows
 from tests.conftest import BISHKEK
 from tests.helpers import PASSWORD, make_account, page_csrf_token, sign_in
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import pytest
 from flask import Flask
 
-from mapsvc.web.limits import client_key
+from mapsvc.web.hooks.limits import client_key
 from tests.conftest import BISHKEK
 from tests.helpers import PASSWORD, build_app, make_account
 from tests.test_privacy_dump import _everything_logged

@@ -18,7 +18,6 @@ import h3
 import pytest
 from shapely.geometry import box
 
-from mapsvc.advocacy import Question, gather
 from mapsvc.core.counts import (
     Month,
     Selection,
@@ -33,6 +32,7 @@ from mapsvc.core.counts import (
     weekday,
 )
 from mapsvc.core.districts import District, assign_cells
+from mapsvc.services.advocacy.evidence import Question, gather
 from mapsvc.settings import settings
 from mapsvc.store.advocacy import replace_districts
 from mapsvc.store.models import Event

@@ -1,4 +1,4 @@
-"""The read limit counted in each worker and settled with Redis in batches (mapsvc.web.batched_windows).
+"""The read limit counted in each worker and settled with Redis in batches (mapsvc.web.hooks.batched_windows).
 
 As in tests/test_shared_limits.py, this test process's keys carry a tag of its own in the tests'
 Redis database and are deleted before and after. The flushers sleep an hour unless a test says
@@ -18,10 +18,10 @@ from limits import parse
 from limits.storage import storage_from_string
 
 from mapsvc import create_app
-from mapsvc.web import batched_windows, windows
-from mapsvc.web.batched_windows import BatchedClockWindowRateLimiter
-from mapsvc.web.limits import READ_SCOPE
-from mapsvc.web.windows import ClockWindowRateLimiter
+from mapsvc.web.hooks import batched_windows, windows
+from mapsvc.web.hooks.batched_windows import BatchedClockWindowRateLimiter
+from mapsvc.web.hooks.limits import READ_SCOPE
+from mapsvc.web.hooks.windows import ClockWindowRateLimiter
 from tests.servers import keep_clear_of_the_hours_end, request, serving
 from tests.test_read_cache_shared import NO_REDIS
 from tests.test_shared_limits import REDIS_URL, SECRET, TAG, redis_of_this_process

@@ -7,7 +7,7 @@ from sqlalchemy import select
 
 from mapsvc.core.roles import Role
 from mapsvc.store.models import Event
-from mapsvc.web import windows
+from mapsvc.web.hooks import windows
 from tests.helpers import HOME_CELL, cell_centre, layer_ids, sibling_cells
 from tests.moderation_helpers import ONE_EVENT_CELLS, Acting, act
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import bindparam, create_engine, make_url, text
 
-from mapsvc.cli import PRUNED_TABLES as PRUNED
+from mapsvc.cli.maintenance import PRUNED_TABLES as PRUNED
 from tests.conftest import NOW
 
 #: A point as a phone sends it after fuzzing; it is stored rounded to 4 decimals.

@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 
-from mapsvc.handover import Meeting
-from mapsvc.lanes import READ_NICENESS, WRITE_READ_TIMEOUT_S, _lower_priority
+from mapsvc.server.handover import Meeting
+from mapsvc.server.lanes import READ_NICENESS, WRITE_READ_TIMEOUT_S, _lower_priority
 from tests.conftest import BISHKEK
 from tests.servers import NO_PER_WORKER_COUNTS, serving, start, stop
 

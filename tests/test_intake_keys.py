@@ -11,7 +11,7 @@ from datetime import date, timedelta
 import pytest
 from sqlalchemy import text
 
-from mapsvc.web import reporting
+from mapsvc.services import intake
 from tests.conftest import BISHKEK, NOW
 from tests.helpers import stored_counts
 
@@ -103,7 +103,7 @@ def test_the_loser_of_a_race_rolls_back_and_answers_the_winners_receipt(app, cli
     """The second send found no row before storing (the first had not committed yet): the key's row collides."""
     key = new_key()
     first = send(client, key).get_json()
-    monkeypatch.setattr(reporting, "recall", _misses_once(reporting.recall))
+    monkeypatch.setattr(intake, "recall", _misses_once(intake.recall))
 
     second = send(client, key)
 

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from mapsvc.lanes import changes_something, request_start
+from mapsvc.server.lanes import changes_something, request_start
 from tests.conftest import BISHKEK
 from tests.servers import serving
 

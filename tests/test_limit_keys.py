@@ -10,9 +10,9 @@ from limits import parse
 from limits.storage import storage_from_string
 
 from mapsvc import create_app
-from mapsvc.web import windows
-from mapsvc.web.limits import UNPARSEABLE, AddressKeys, key_secret, source_of
-from mapsvc.web.windows import ClockWindowRateLimiter, window_of
+from mapsvc.web.hooks import windows
+from mapsvc.web.hooks.limits import UNPARSEABLE, AddressKeys, key_secret, source_of
+from mapsvc.web.hooks.windows import ClockWindowRateLimiter, window_of
 from tests.conftest import BISHKEK, NOW
 from tests.test_shared_limits import REDIS_URL
 
@@ -175,7 +175,7 @@ def test_text_that_is_no_address_shares_one_count_and_is_logged_without_its_text
 
     assert statuses == [201, 201, 429, 429]
     assert _report(client, remote="198.51.100.7") == 201
-    warnings = [r.getMessage() for r in caplog.records if r.name == "mapsvc.web.limits"]
+    warnings = [r.getMessage() for r in caplog.records if r.name == "mapsvc.web.hooks.limits"]
     assert len(warnings) == len(texts) and all("no IP address" in w for w in warnings)
     assert not any(text and text in w for text in texts for w in warnings)
     assert source_of("unknown") == source_of("") == UNPARSEABLE

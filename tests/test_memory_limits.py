@@ -8,7 +8,7 @@ import time
 import limits.storage.memory
 from limits.storage import storage_from_string
 
-from mapsvc.web.limits import MEMORY_STORAGE
+from mapsvc.web.hooks.limits import MEMORY_STORAGE
 
 
 def test_memory_storage_is_the_locked_one():

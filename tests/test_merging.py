@@ -13,9 +13,10 @@ import pytest
 from scipy import stats
 
 from mapsvc.core.fuzz import fuzz_points, geodesic_distance_m, radial_cdf
+from mapsvc.services.intake import check, store_checked
 from mapsvc.settings import settings
 from mapsvc.store import get_store
-from mapsvc.web.reporting import check, store_checked, submit
+from mapsvc.web.map.receiving import submit
 from tests.conftest import BISHKEK, NOW
 from tests.helpers import HOME_CELL, WIDE_AREA, build_app, cell_centre, far_apart_places, stored_counts, stored_events
 

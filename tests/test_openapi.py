@@ -12,8 +12,8 @@ from openapi_spec_validator import validate
 from referencing import Registry
 from referencing.jsonschema import DRAFT202012
 
-from mapsvc.web.ogc_openapi import DATETIME_PATTERN
-from mapsvc.web.parse import YEARS
+from mapsvc.services.parse import YEARS
+from mapsvc.web.ogc.openapi import DATETIME_PATTERN
 from tests.conftest import NOW
 from tests.helpers import HOME_CELL, cell_centre, post_device
 

@@ -1,7 +1,7 @@
 """The permission matrix: every role, signed in or by API token, against every endpoint of the app.
 
 The requests are generated from ``app.url_map``, and what each should get is computed from the
-one table in ``mapsvc.web.permissions``; an endpoint added without an entry fails here.
+one table in ``mapsvc.web.hooks.permissions``; an endpoint added without an entry fails here.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from flask.testing import FlaskClient
 from mapsvc.core.roles import CAPABILITIES, Role
 from mapsvc.store.logins import make_token
 from mapsvc.store.models import Account
-from mapsvc.web.permissions import PERMISSIONS, PUBLIC, required, unchecked_endpoints
+from mapsvc.web.hooks.permissions import PERMISSIONS, PUBLIC, required, unchecked_endpoints
 from tests.helpers import make_account, sign_in
 
 ACCOUNT_ROLES = [r for r in Role if r is not Role.ANONYMOUS]
@@ -130,7 +130,7 @@ def test_every_endpoint_has_a_decision(app):
 
 def test_an_endpoint_without_a_decision_is_refused_and_logged(app, caplog):
     app.add_url_rule("/undecided", "undecided", lambda: "open")
-    caplog.set_level(logging.ERROR, logger="mapsvc.web.permissions")
+    caplog.set_level(logging.ERROR, logger="mapsvc.web.hooks.permissions")
     client = app.test_client()
     csrf = sign_in(client, app, Role.ADMIN)
 

@@ -25,9 +25,9 @@ from flask import Flask
 from scipy import stats
 
 from mapsvc.core.fuzz import fuzz_points, geodesic_distance_m, radial_cdf
+from mapsvc.services.intake import check, store_checked
 from mapsvc.settings import settings
 from mapsvc.store import get_store
-from mapsvc.web.reporting import check, store_checked
 from tests.conftest import NOW
 from tests.helpers import (
     WIDE_AREA,

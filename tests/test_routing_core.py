@@ -19,7 +19,7 @@ from mapsvc.core.gpx import Track, Waypoint, to_gpx
 from mapsvc.core.routing import edge_costs, route_between
 from mapsvc.core.session_plan import best_order, plan_session
 from mapsvc.core.streets import StreetNetwork
-from mapsvc.osm import read_extract
+from mapsvc.services.osm import read_extract
 
 DATA = Path(__file__).parent / "data" / "osm"
 LEVEL = math.log(4)

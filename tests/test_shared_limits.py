@@ -18,7 +18,7 @@ import pytest
 import redis
 
 from mapsvc import create_app
-from mapsvc.web import windows
+from mapsvc.web.hooks import windows
 from tests.conftest import BISHKEK, NOW
 from tests.servers import keep_clear_of_the_hours_end, request, serving
 

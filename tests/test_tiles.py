@@ -7,7 +7,7 @@ import pytest
 from mapsvc import create_app
 from mapsvc.core.area import CITIES
 from mapsvc.core.tilegrid import meets, overview_depth, tile_box, tile_count, tiles_meeting, widened
-from mapsvc.web import tiles
+from mapsvc.services import tiles
 from tests.tile_upstream import Upstream, png
 
 PNG = png()
@@ -138,10 +138,10 @@ def test_a_bad_overview_setting_is_refused_by_name(app_config, setting):
 @pytest.fixture
 def pauses(monkeypatch):
     """Record the seed's pauses instead of sleeping through them."""
-    from mapsvc import cli_tiles
+    from mapsvc.cli import tiles as seeding
 
     slept: list[float] = []
-    monkeypatch.setattr(cli_tiles, "time", type("Clock", (), {"sleep": staticmethod(slept.append)}))
+    monkeypatch.setattr(seeding, "time", type("Clock", (), {"sleep": staticmethod(slept.append)}))
     return slept
 
 

@@ -13,8 +13,8 @@ from babel.messages.mofile import read_mo, write_mo
 from babel.messages.pofile import read_po
 
 from mapsvc.i18n import COOKIE, TRANSLATIONS
-from mapsvc.web.mapconfig import JS_STRINGS
-from mapsvc.web.names import CATEGORY_NAMES
+from mapsvc.services.names import CATEGORY_NAMES
+from mapsvc.web.map.mapconfig import JS_STRINGS
 
 TRANSLATED = ["ru", "ky"]
 PLACEHOLDER = re.compile(r"%\(\w+\)s|\{\w+\}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
-from mapsvc.web import urgency
+from mapsvc.web.hooks import urgency
 
 
 def test_reads_wait_while_a_request_is_urgent_and_go_on_when_it_calms():

@@ -9,7 +9,7 @@ import subprocess
 import pytest
 
 from mapsvc.config import DEFAULTS
-from mapsvc.web.worker_counts import PASSWORD_SETTINGS, counted_per_worker, refusal
+from mapsvc.web.hooks.worker_counts import PASSWORD_SETTINGS, counted_per_worker, refusal
 from tests.servers import MAPSVC, free_port
 
 REDIS = "redis://127.0.0.1:6379/0"
@@ -64,7 +64,7 @@ def test_every_limit_burst_hold_and_password_budget_is_named_by_default():
 
 
 def test_the_password_budgets_count_even_with_rate_limits_off():
-    """They do not follow RATELIMIT_ENABLED (mapsvc.web.guessing), so several workers still multiply them."""
+    """They do not follow RATELIMIT_ENABLED (mapsvc.web.auth.guessing), so several workers still multiply them."""
     assert counted_per_worker({**DEFAULTS, "RATELIMIT_ENABLED": False}) == list(PASSWORD_SETTINGS)
 
 

@@ -1,7 +1,7 @@
 """Roles and what each may do: the one list the permission table and the pages read.
 
 A role is a word a person of the organisation would use. Capabilities are what the views check;
-the table of endpoints (``mapsvc.web.permissions``) says which capability each endpoint needs.
+the table of endpoints (``mapsvc.web.hooks.permissions``) says which capability each endpoint needs.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Every edge joins two consecutive nodes of an OpenStreetMap way, so its shape is the straight
 segment between them and its length is the great-circle distance OSM's coordinates give. The
-network is what :mod:`mapsvc.osm` reads from an extract and :mod:`mapsvc.store.roads` keeps.
+network is what :mod:`mapsvc.services.osm` reads from an extract and :mod:`mapsvc.store.roads` keeps.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Accounts: invitations, pseudonymous accounts, passwords (argon2), roles.
 
 Nothing here knows about the client: no address, no user agent. Wrong passwords are therefore
-not counted here: the web layer slows them down per source (:mod:`mapsvc.web.guessing`), and
+not counted here: the web layer slows them down per source (:mod:`mapsvc.web.auth.guessing`), and
 two-factor codes, with their own count, are in :mod:`mapsvc.store.totp`. Invitation codes are
 stored as SHA-256, passwords as argon2id; times that need no precision are kept to the hour, and
 the ends of sessions and waits are rounded up to the minute (:func:`round_up`).
@@ -23,8 +23,8 @@ from flask_babel import gettext as _
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
+from mapsvc.core.errors import InvalidInput, NotFound
 from mapsvc.core.roles import CAPABILITIES, STAFF_ROLES, Role
-from mapsvc.errors import InvalidInput, NotFound
 from mapsvc.store.db import affected_rows
 from mapsvc.store.models import Account, ApiToken, Invitation, LoginSession
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, text
 
-from mapsvc.errors import MapsvcError
+from mapsvc.core.errors import MapsvcError
 from mapsvc.store import pgdump
 from mapsvc.store.db import Store, alembic_config
 

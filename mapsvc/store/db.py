@@ -16,7 +16,7 @@ from sqlalchemy import CursorResult, Engine, Result, create_engine, event, make_
 from sqlalchemy.exc import InterfaceError, OperationalError, ProgrammingError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from mapsvc.errors import MapsvcError
+from mapsvc.core.errors import MapsvcError
 from mapsvc.store.models import StoreVersion
 from mapsvc.store.writers import NoLockFile, WritersBusy, WriterTurns
 
@@ -184,7 +184,7 @@ class Store:
 
         Every write transaction also moves the store's version, in the same transaction, so
         that what is cached for the version before it (route plans' street risk) is never used
-        again. (Map reads are kept a stated few seconds instead: mapsvc.web.readcache.)
+        again. (Map reads are kept a stated few seconds instead: mapsvc.web.map.readcache.)
 
         On SQLite, writers take turns before they begin (:mod:`mapsvc.store.writers`), and a
         transaction that deleted rows (a withdrawal, a prune, a merge) is followed by a

@@ -3,7 +3,7 @@
 The same events and weights as the public layers (``layer_events``), read as pages in a fixed
 order (newest bucket first, then id) with a count of all that match, so that a GIS client can
 walk every page. Which buckets a page may show is the caller's decision (see
-``mapsvc.web.ogc``); this module only reads them.
+``mapsvc.web.ogc.views``); this module only reads them.
 """
 
 from __future__ import annotations

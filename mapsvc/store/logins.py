@@ -13,9 +13,9 @@ from flask_babel import gettext as _
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
+from mapsvc.core.errors import InvalidInput, NotFound
 from mapsvc.core.roles import Role
 from mapsvc.core.text import refused_characters
-from mapsvc.errors import InvalidInput, NotFound
 from mapsvc.store.accounts import MINUTE, role_within, round_up, secret_hash, to_hour
 from mapsvc.store.models import Account, ApiToken, LoginSession
 

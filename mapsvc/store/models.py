@@ -151,7 +151,7 @@ class Account(Base):
     disabled: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_hour: Mapped[datetime] = mapped_column(UTCDateTime)
     #: Times every browser was forgotten ("sign out everywhere"): with the password's hash, part of
-    #: the device cookies' entries (mapsvc.web.devices), so that changing either voids them all.
+    #: the device cookies' entries (mapsvc.web.auth.devices), so that changing either voids them all.
     browsers_forgotten: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 

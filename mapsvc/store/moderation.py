@@ -19,9 +19,9 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from mapsvc.core.decay import floor_to_bucket
+from mapsvc.core.errors import Conflict, InvalidInput, NotFound
 from mapsvc.core.policy import CategoryPolicy
 from mapsvc.core.trust import Status, Trust
-from mapsvc.errors import Conflict, InvalidInput, NotFound
 from mapsvc.store.audit import record_action
 from mapsvc.store.events import refresh_trust
 from mapsvc.store.heat import change_heat

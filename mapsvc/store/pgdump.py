@@ -26,7 +26,7 @@ from typing import IO, Any
 
 from sqlalchemy import make_url
 
-from mapsvc.errors import MapsvcError
+from mapsvc.core.errors import MapsvcError
 
 #: Tables that belong to the postgis extension: made by CREATE EXTENSION, never restored.
 EXTENSION_TABLES = ("spatial_ref_sys",)

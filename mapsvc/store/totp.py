@@ -30,8 +30,8 @@ from flask_babel import gettext as _
 from sqlalchemy import select
 from sqlalchemy.orm import Session, object_session
 
+from mapsvc.core.errors import InvalidInput, MapsvcError
 from mapsvc.core.roles import STAFF_ROLES, Role
-from mapsvc.errors import InvalidInput, MapsvcError
 from mapsvc.store.accounts import MINUTE, round_up
 from mapsvc.store.models import Account
 

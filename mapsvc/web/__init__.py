@@ -1,4 +1,10 @@
-"""The thin web layer: blueprints that parse input, call the core and the store, shape replies."""
+"""The web layer: one package per feature, each with its blueprints, its views and its OpenAPI fragment.
+
+Features: ``map`` (the public map, its JSON API, tiles and the plain report form), ``auth``,
+``admin``, ``moderation``, ``planner``, ``advocacy`` and ``ogc`` (OGC API – Features).
+``hooks`` holds what runs around every request. Views parse a request, call
+:mod:`mapsvc.services` (or the store for a plain read) and shape the answer.
+"""
 
 from __future__ import annotations
 
@@ -6,51 +12,22 @@ from flask import Flask
 
 
 def init_app(app: Flask) -> None:
-    """Register the blueprints and the error handlers."""
-    from mapsvc.web import (
-        admin,
-        advocacy,
-        api,
-        auth,
-        delivery,
-        errors,
-        guessing,
-        holds,
-        inputs,
-        limits,
-        moderate,
-        moderation,
-        names,
-        ogc,
-        pages,
-        permissions,
-        planner,
-        plans,
-        readcache,
-        reauth,
-        routing,
-        sessions,
-        tiles,
-    )
+    """Register every feature's blueprints, then the hooks that run around each request."""
+    from mapsvc.services import names, planning, tiles
+    from mapsvc.web import admin, advocacy, auth, moderation, ogc, planner
+    from mapsvc.web import map as public_map
+    from mapsvc.web.auth import cookies, guessing
+    from mapsvc.web.hooks import delivery, errors, holds, inputs, limits, permissions
+    from mapsvc.web.map import readcache
 
-    app.register_blueprint(api.bp)
-    app.register_blueprint(moderation.bp)
-    app.register_blueprint(moderate.bp)
-    app.register_blueprint(pages.bp)
-    app.register_blueprint(tiles.bp)
-    app.register_blueprint(auth.bp)
-    app.register_blueprint(reauth.bp)
-    app.register_blueprint(admin.bp)
-    app.register_blueprint(routing.bp)
-    app.register_blueprint(planner.bp)
-    app.register_blueprint(advocacy.bp)
-    app.register_blueprint(ogc.bp)
+    for feature in (public_map, moderation, auth, admin, planner, advocacy, ogc):
+        feature.init_app(app)
     # Before every request, in this order: rate limits, who is asking, the permission table, CSRF.
     limits.init_app(app)
     guessing.init_app(app)
-    sessions.init_app(app)
+    cookies.init_app(app)
     permissions.init_app(app)
-    app.before_request(sessions.check_csrf)
+    app.before_request(cookies.check_csrf)
     app.before_request(inputs.refuse_unstorable_parameters)
     errors.init_app(app)
     readcache.init_app(app)
@@ -58,4 +35,4 @@ def init_app(app: Flask) -> None:
     names.init_app(app)
     delivery.init_app(app)
     holds.init_app(app)
-    plans.init_app(app)
+    planning.init_app(app)

@@ -6,13 +6,13 @@ from typing import Any
 
 from mapsvc.core.policy import PERPETRATORS
 from mapsvc.core.text import FREE_TEXT_PATTERN
+from mapsvc.services.intake import DEVICE_NOISE_REACH_RADII, device_reach_m
 from mapsvc.settings import Settings
 from mapsvc.store.events import oldest_readable
-from mapsvc.web.openapi_accounts import SECURITY, accounts_paths, security_schemes
-from mapsvc.web.openapi_moderation import moderation_paths, moderation_schemas
-from mapsvc.web.openapi_routing import routing_paths, routing_schemas
+from mapsvc.web.auth.openapi import SECURITY, accounts_paths, security_schemes
+from mapsvc.web.moderation.openapi import moderation_paths, moderation_schemas
 from mapsvc.web.openapi_values import NO_NUL, moment
-from mapsvc.web.reporting import DEVICE_NOISE_REACH_RADII, device_reach_m
+from mapsvc.web.planner.openapi import routing_paths, routing_schemas
 
 _ERROR = {
     "type": "object",

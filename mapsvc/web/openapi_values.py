@@ -1,10 +1,10 @@
-"""Schemas of values that several OpenAPI descriptions share, with the limits :mod:`mapsvc.web.parse` enforces."""
+"""Schemas of values that several OpenAPI descriptions share, with the limits :mod:`mapsvc.services.parse` enforces."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from mapsvc.web.parse import YEARS
+from mapsvc.services.parse import YEARS
 
 #: What no text anywhere in a request may hold, said once in each document's description (a pattern on
 #: every string would say it too, and make every string's schema harder to read and to test).

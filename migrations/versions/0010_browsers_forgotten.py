@@ -1,6 +1,6 @@
 """Accounts count how often every browser they signed in from was forgotten ("sign out everywhere").
 
-The count is part of the device cookies' entries (``mapsvc.web.devices``), with the password's
+The count is part of the device cookies' entries (``mapsvc.web.auth.devices``), with the password's
 hash: signing out everywhere, like a new password, voids the entries of every browser, a seized
 phone's too. Existing entries were made without it and are void after the upgrade in any case
 (they carry no issue day either): each owner's next sign-in, from the shared budget of her name,

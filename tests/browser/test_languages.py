@@ -6,7 +6,7 @@ import pytest
 from babel.support import Translations
 
 from mapsvc.i18n import TRANSLATIONS
-from mapsvc.web.names import CATEGORY_NAMES
+from mapsvc.services.names import CATEGORY_NAMES
 from tests.browser.conftest import shot
 
 #: The phone's language (Playwright sends it as Accept-Language) and the page language it should get.

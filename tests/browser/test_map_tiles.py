@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mapsvc.web import tiles
+from mapsvc.services import tiles
 from tests.browser.conftest import Service, served_app, shot
 from tests.tile_upstream import Upstream
 

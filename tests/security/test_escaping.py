@@ -23,11 +23,12 @@ import pytest
 from folium.features import GeoJsonDetail
 from shapely.geometry import Polygon, box, mapping
 
-from mapsvc import advocacy_exports, create_app
-from mapsvc.advocacy import gather, hotspots, parse_question
-from mapsvc.advocacy_map import build
+from mapsvc import create_app
 from mapsvc.core.area import ServiceArea
 from mapsvc.core.roles import Role
+from mapsvc.services.advocacy import exports
+from mapsvc.services.advocacy.evidence import gather, hotspots, parse_question
+from mapsvc.services.advocacy.hotspot_map import build
 from mapsvc.settings import settings
 from mapsvc.store import get_store
 from tests.conftest import NOW
@@ -249,10 +250,10 @@ def test_negative_coordinates_and_counts_stay_numbers_in_the_events_csv(app_conf
     ],
 )
 def test_csv_cells_that_would_start_a_formula_are_text(value, cell):
-    assert advocacy_exports.csv_cell(value) == cell
+    assert exports.csv_cell(value) == cell
 
 
 def test_exact_columns_keep_the_services_own_identifiers():
-    text = advocacy_exports.csv_table(["id", "area", "lon"], [("-9aZ_x", "-9aZ_x", -1.5)], exact={"id"}).decode()
+    text = exports.csv_table(["id", "area", "lon"], [("-9aZ_x", "-9aZ_x", -1.5)], exact={"id"}).decode()
 
     assert list(csv.reader(io.StringIO(text))) == [["id", "area", "lon"], ["-9aZ_x", "'-9aZ_x", "-1.5"]]

@@ -30,7 +30,7 @@ from mapsvc.store import totp as totp_module
 from mapsvc.store.accounts import make_invitation
 from mapsvc.store.db import Store
 from mapsvc.store.models import Account, Invitation, LoginSession
-from mapsvc.web.devices import SECURE_COOKIE as DEVICE_COOKIE
+from mapsvc.web.auth.devices import SECURE_COOKIE as DEVICE_COOKIE
 from tests.conftest import NOW
 from tests.helpers import PASSWORD, make_account, page_csrf_token, sign_in
 

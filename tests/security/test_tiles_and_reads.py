@@ -21,9 +21,11 @@ import pytest
 
 from mapsvc import create_app
 from mapsvc.core.area import CITIES
-from mapsvc.web import api, ogc, tilecache, tiles
-from mapsvc.web.mapview import build_map
-from mapsvc.web.readcache import Answer, ReadCache
+from mapsvc.services import tilecache, tiles
+from mapsvc.services.basemap import build_map
+from mapsvc.web.map import api
+from mapsvc.web.map.readcache import Answer, ReadCache
+from mapsvc.web.ogc import views
 from tests.conftest import BISHKEK, NOW
 from tests.helpers import iso, sign_in
 from tests.tile_upstream import Upstream, png
@@ -144,7 +146,7 @@ def test_the_cache_stays_under_its_bound_after_many_distinct_tiles(app_config, t
 
 def test_workers_keep_to_one_bound_together(tmp_path):
     """Each gunicorn worker has its own TileCache; the running size they add to lives in the folder."""
-    from mapsvc.web.tilecache import TileCache
+    from mapsvc.services.tilecache import TileCache
 
     folder = tmp_path / "tiles"
     workers = [TileCache(folder, 40_000), TileCache(folder, 40_000)]
@@ -397,7 +399,7 @@ def test_a_crawl_of_deep_tiles_does_not_evict_the_overview(app_config, tmp_path)
 
 
 def test_eviction_removes_the_deepest_zoom_first_and_the_oldest_day_within_it(tmp_path):
-    from mapsvc.web.tilecache import TileCache
+    from mapsvc.services.tilecache import TileCache
 
     cache = TileCache(tmp_path / "tiles", 50_000)
     days_ago = {(17, 1, 1): 9, (18, 1, 1): 0, (18, 1, 2): 2, (18, 1, 3): 1}
@@ -483,7 +485,7 @@ def builds(monkeypatch):
         return wrapper
 
     monkeypatch.setattr(api, "_layers_body", counting("layers", api._layers_body))
-    monkeypatch.setattr(ogc, "_items_body", counting("items", ogc._items_body))
+    monkeypatch.setattr(views, "_items_body", counting("items", views._items_body))
     return counts
 
 

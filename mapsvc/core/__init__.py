@@ -1,0 +1,1 @@
+"""Pure functions and values: fuzzing, decay, policies, counts, routing; no Flask, no database."""

@@ -1,0 +1,1 @@
+"""Advocacy evidence: the question answered from published counts, as tables, charts, maps and files."""

@@ -1,0 +1,1 @@
+"""Importing existing documentation: a CSV file's columns mapped (``mapping``), its rows stored (``run``)."""
