@@ -14,7 +14,7 @@ DEFAULTS: dict[str, Any] = {
     "DATABASE_URL": None,
     # SQLite only: "FULL" syncs the write-ahead log at every commit, so an acknowledged report
     # survives a power cut; "NORMAL" syncs it at checkpoints only (faster on disks slow to sync;
-    # the last reports before a power cut can be lost). See the README, "Durability".
+    # the last reports before a power cut can be lost). See docs/deployment.md, "Durability and backups".
     "SQLITE_SYNCHRONOUS": "FULL",
     # A city key (see mapsvc.core.area.CITIES), a [minLon, minLat, maxLon, maxLat] list,
     # or a GeoJSON Polygon/MultiPolygon mapping.
@@ -69,7 +69,7 @@ DEFAULTS: dict[str, Any] = {
     # for everyone and a count of TILE_MISS_RATE_LIMIT per client of their own; the deeper levels'
     # against TILE_MISS_RATE_LIMIT per client (and TILE_DEEP_MISS_RATE_LIMIT from TILE_DEEP_MIN_ZOOM,
     # where crawls go) and TILE_UPSTREAM_RATE_LIMIT for everyone. One client's day is an eighth of
-    # everyone's: see the README for how many addresses spend it.
+    # everyone's: see docs/map.md for how many addresses spend it.
     "TILE_OVERVIEW_RATE_LIMIT": "60 per minute;600 per hour;4000 per day",
     "TILE_MISS_RATE_LIMIT": "60 per minute;600 per hour;2000 per day",
     "TILE_DEEP_MIN_ZOOM": 17,
@@ -105,7 +105,7 @@ DEFAULTS: dict[str, Any] = {
     "LOGIN_PENDING_MINUTES": 5,
     # Wrong passwords per source address and username (Flask-Limiter syntax, clock windows):
     # past them, that pair's passwords are not checked until the window ends. No account is
-    # ever locked for everyone ("" turns this off). See the README, "Passwords and sign-in".
+    # ever locked for everyone ("" turns this off). See docs/accounts.md, "Passwords and sign-in".
     "LOGIN_FAILURE_LIMIT": "5 per 15 minutes;10 per hour;20 per day",
     # Wrong passwords per username over every source, from browsers without a device cookie for
     # it (set there by an earlier right password): guesses spread over many addresses share it,

@@ -5,7 +5,7 @@
 #   PORT                 port to serve on (default 8000), on 127.0.0.1 only
 #   DEMO_REPORTS         how many demo reports to add to an empty database (default 5000)
 #   DEMO_DAYS            over how many past days they spread (default 30)
-#   MAPSVC_*             the service's own settings (README.md, "Configuration"); without
+#   MAPSVC_*             the service's own settings (docs/configuration.md); without
 #                        MAPSVC_DATABASE_URL the data lives in instance/mapsvc.sqlite3
 set -euo pipefail
 

@@ -204,7 +204,7 @@ def _assert_single_draw(errors: np.ndarray, epsilon: float) -> None:
 
 
 def _assert_no_averaging(errors: np.ndarray, epsilon: float, theta: float) -> None:
-    """The errors are no smaller than a single draw within theta's: the bound the README derives.
+    """The errors are no smaller than a single draw within theta's: the bound docs/privacy.md derives.
 
     A place ends at a single draw within theta of it, so the error's median is at least the
     median of C(ρ) cut at theta (333 m at r = 300 m, theta = 4/ε; a single draw's is 363 m).

@@ -1,6 +1,6 @@
 """One place reported 4, 40 and 400 times, each report in a bucket of its own, on every server path.
 
-The bound (README, "Repeated reports of one place"): a place publishes fresh draws only until
+The bound (docs/privacy.md, "Repeated reports of one place"): a place publishes fresh draws only until
 one lands within theta of it, so what it publishes, however often it is reported, is never
 nearer the truth than a single draw cut at theta. Checked for the intake itself (many places),
 the JSON API, the no-JavaScript form and an import; each check also fails, as a negative

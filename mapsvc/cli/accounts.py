@@ -80,7 +80,7 @@ def accounts_encrypt_secrets() -> None:
     require_current_schema()
     box: SecretBox | None = current_app.extensions["mapsvc.totp_box"]
     if box is None:
-        raise click.ClickException("TOTP_ENCRYPTION_KEY is not set; see the README (Two-factor)")
+        raise click.ClickException("TOTP_ENCRYPTION_KEY is not set; see docs/accounts.md (Two-factor)")
     with get_store().writing() as session:
         sealed, unreadable = seal_all(session, box)
     click.echo(f"{sealed} TOTP secrets sealed with the current key")

@@ -57,7 +57,7 @@ def _report_failure(failure: ImportFailed, dry_run: bool) -> None:
     "--mapping",
     "mapping_file",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="A TOML mapping file (see README, Importing).",
+    help="A TOML mapping file (see docs/imports.md).",
 )
 @click.option(
     "--column",

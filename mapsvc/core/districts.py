@@ -30,7 +30,7 @@ from mapsvc.core.text import refused_characters
 #: Most districts a file may hold.
 MAX_DISTRICTS = 2000
 #: Most points, rings and polygons in a file, all districts together: 2000 districts of 500 points
-#: each. It bounds what parsing a GeoJSON takes, some 190 bytes a point (README, "District files").
+#: each. It bounds what parsing a GeoJSON takes, some 190 bytes a point (docs/advocacy.md, on district files).
 MAX_POINTS = 1_000_000
 #: Largest boundary file read, in bytes: a city's districts in fine detail fit several times over.
 MAX_FILE_BYTES = 32 * 1024 * 1024

@@ -64,7 +64,7 @@ class CategoryPolicy:
     reuse_factor : float
         A report whose true point lies within ``reuse_factor / epsilon`` metres of a point
         already published for the category is published at that point again instead of
-        drawing fresh noise (the reuse distance theta; privacy.md section 7 and the README).
+        drawing fresh noise (the reuse distance theta; shared/design/privacy.md section 7 and docs/privacy.md).
 
     """
 
@@ -151,7 +151,7 @@ _H, _D = timedelta(hours=1), timedelta(days=1)
 #: Defaults from privacy.md. Attacks are published only as heat: a marker for a single attack,
 #: however fuzzed, is the one thing that could lead an attacker back to the person attacked.
 #: No category waits for a moderator by default: an unworked queue would silently hide real
-#: warnings, while an unverified one is shown as such (the README gives the reasoning).
+#: warnings, while an unverified one is shown as such (docs/configuration.md gives the reasoning).
 DEFAULT_POLICIES: dict[str, CategoryPolicy] = {
     p.name: p
     for p in (

@@ -1,8 +1,8 @@
 """Repeats of one place publish one point: reuse an already published point instead of fresh noise.
 
 After the predictive mechanism of Chatzikokolakis, Palamidessi and Stronati (PETS 2014), with a
-fixed test; see ``shared/design/privacy.md`` §7 and the README's "Repeated reports of one
-place" for the guarantee and its derivation. Before noise is drawn for a true point, the points
+fixed test; see ``shared/design/privacy.md`` §7 and docs/privacy.md, "Repeated reports of one
+place", for the guarantee and its derivation. Before noise is drawn for a true point, the points
 already published for the category are tested in the order they were first published; the first
 that lies within the reuse distance theta of the true point is published again. Only when none
 does is a fresh draw made, and that draw joins the points tested next time.
@@ -23,7 +23,7 @@ from mapsvc.core.fuzz import geodesic_distance_m
 
 #: Default theta in units of 1/epsilon. A fresh draw lands within theta with probability
 #: C(4) = 1 - 5 e^-4 = 0.908, so a place publishes 1.10 points on average, however often it is
-#: reported (see the README for the derivation).
+#: reported (see docs/privacy.md for the derivation).
 DEFAULT_REUSE_FACTOR = 4.0
 
 

@@ -106,7 +106,7 @@ def _configure_sqlite(engine: Engine, synchronous: str) -> None:
     """Use WAL, foreign keys, and BEGIN IMMEDIATE for writers so concurrent writers queue.
 
     ``synchronous`` FULL (the default) syncs the write-ahead log at every commit: a report is
-    on the disk before it is acknowledged (see the README, "Durability").
+    on the disk before it is acknowledged (see docs/deployment.md, "Durability and backups").
 
     ``secure_delete`` overwrites deleted rows with zeros in their pages, and every transaction
     that deleted rows is marked, so that :meth:`Store.writing` can checkpoint the WAL after it.

@@ -110,7 +110,7 @@ _MERGE_CANDIDATES = (
         Event.bucket_start == bindparam("bucket"),
         Event.lat.between(bindparam("lat0"), bindparam("lat1")),
         Event.lon.between(bindparam("lon0"), bindparam("lon1")),
-        # Only an event of the same standing absorbs a report: see merge_rules in the README.
+        # Only an event of the same standing absorbs a report: see docs/moderation.md, "What merges into what".
         Event.status == bindparam("status"),
         func.coalesce(Event.held_reason, "") == bindparam("held"),
     )

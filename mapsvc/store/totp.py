@@ -63,7 +63,7 @@ def parse_key(value: object, name: str = "TOTP_ENCRYPTION_KEY") -> bytes:
     except (binascii.Error, UnicodeEncodeError, ValueError):
         key = b""
     if len(key) != 32:
-        raise ValueError(f"{name} must be 32 random bytes in URL-safe base64 (44 characters); see the README")
+        raise ValueError(f"{name} must be 32 random bytes in URL-safe base64 (44 characters); see docs/accounts.md")
     return key
 
 
@@ -261,7 +261,7 @@ def secrets_problem(session: Session, box: SecretBox | None, require_staff: bool
     ]
     if box is None:
         if stored or require_staff:
-            return "TOTP_ENCRYPTION_KEY is not set, but two-factor sign-in is in use or required; see the README"
+            return "TOTP_ENCRYPTION_KEY is not set, but two-factor sign-in is in use or required; see docs/accounts.md"
         return None
     plain = sum(1 for _id, value in stored if PLAIN_SECRET.fullmatch(value))
     if plain:

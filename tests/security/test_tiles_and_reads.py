@@ -355,7 +355,7 @@ def _per(limit: str, unit: str) -> int:
 
 @pytest.mark.parametrize(("unit", "addresses"), [("hour", 4), ("day", 8)])
 def test_by_default_many_addresses_are_needed_to_spend_the_deep_budget(unit, addresses):
-    """The README's arithmetic: one address (or IPv6 /64) gets a fraction of everyone's budget."""
+    """The arithmetic of docs/map.md: one address (or IPv6 /64) gets a fraction of everyone's budget."""
     from mapsvc.config import DEFAULTS
 
     one = _per(DEFAULTS["TILE_MISS_RATE_LIMIT"], unit)

@@ -158,7 +158,7 @@ def _lowered(values: Mapping[str, Any], what: str) -> dict[str, str]:
 
 
 def read_mapping_file(path: Path) -> dict[str, Any]:
-    """Return the settings of a TOML mapping file (see README, "Importing"), checked for unknown keys."""
+    """Return the settings of a TOML mapping file (see docs/imports.md), checked for unknown keys."""
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:

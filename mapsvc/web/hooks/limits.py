@@ -7,7 +7,7 @@ workers, so they all share it) or, for several hosts sharing one Redis, read fro
 ``LIMIT_KEY_SECRET``. It is kept in this process's memory only: neither the secret nor a salt is
 ever written to the limiter's store, the database or the logs, so a seized Redis holds keys that
 cannot be turned back into addresses by trying all of them, and keys of different days cannot be
-linked. A memory image of the running server does hold the secret (see the README).
+linked. A memory image of the running server does hold the secret (see docs/accounts.md, "Rate limits").
 
 Behind a reverse proxy, ``TRUSTED_PROXIES`` (the number of proxies in front) makes the address
 the one the nearest proxy saw, read from ``X-Forwarded-For`` (werkzeug's ProxyFix); nothing else

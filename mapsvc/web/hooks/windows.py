@@ -65,7 +65,7 @@ def floored_decrement(storage: Storage, key: str) -> None:
     elif isinstance(storage, RedisStorage):
         script = storage.get_connection().register_script(_FLOORED_DECREMENT)
         script([storage.prefixed_key(key)])
-    elif storage.get(key) > 0:  # other stores (not supported by the README): not atomic
+    elif storage.get(key) > 0:  # other stores (not supported by docs/accounts.md): not atomic
         storage.incr(key, 1, amount=-1)
 
 

@@ -63,6 +63,6 @@ def refusal(config: Mapping[str, Any], workers: int, intake: bool = False) -> st
         f"would count apart, so each of these would let through {processes} times its number: "
         f"{', '.join(names)}. Give the workers one store they share, e.g. "
         "MAPSVC_RATELIMIT_STORAGE_URI=redis://127.0.0.1:6379/0 (pip install 'mapsvc[redis]'; a Redis without "
-        'persistence, see the README, "Rate limits"), or serve with --workers 1 (and more --threads) '
+        'persistence, see docs/accounts.md, "Rate limits"), or serve with --workers 1 (and more --threads) '
         "and no intake worker."
     )
