@@ -1,4 +1,4 @@
-"""The ``mapsvc`` command line: one module per group of commands, all of them on :mod:`mapsvc.services`.
+"""The ``mapsvc`` command line: one module per group of commands, each a thin shell over the services and the store.
 
 ``maintenance`` (the schema, heat, demo data, prune), ``accounts``, ``advocacy``, ``backup``,
 ``imports``, ``roads`` and ``tiles``. ``mapsvc serve`` is :mod:`mapsvc.server`'s; the console

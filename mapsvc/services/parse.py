@@ -1,4 +1,4 @@
-"""Parsing and checking request values. Every failure names its field and never echoes values."""
+"""Parsing and checking submitted values: a report, a plan, a question. Failures name their field, never a value."""
 
 from __future__ import annotations
 
