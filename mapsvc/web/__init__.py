@@ -3,7 +3,9 @@
 Features: ``map`` (the public map, its JSON API, tiles and the plain report form), ``auth``,
 ``admin``, ``moderation``, ``planner``, ``advocacy`` and ``ogc`` (OGC API – Features).
 ``hooks`` holds what runs around every request. Views parse a request, call
-:mod:`mapsvc.services` (or the store for a plain read) and shape the answer.
+:mod:`mapsvc.services` (or the store for a plain read) and shape the answer. ``openapi`` assembles
+the JSON API's OpenAPI document from the features' fragments, built from the parts in ``openapi_parts``
+(``ogc`` keeps its own OpenAPI 3.0 document).
 """
 
 from __future__ import annotations

@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from mapsvc.core.roles import Capability, Role
+from mapsvc.settings import Settings
+from mapsvc.web.openapi_parts import ERROR_TEXTS, error_responses, json_content
 
 #: Anonymous requests are welcome on the public endpoints; an API token adds its role's capabilities.
 SECURITY: list[dict[str, list[str]]] = [{}, {"bearerAuth": []}]
@@ -23,8 +25,16 @@ def security_schemes() -> dict[str, Any]:
     }
 
 
-def accounts_paths() -> dict[str, Any]:
-    """Return the paths this part adds."""
+#: What /api/me's errors mean: its token is looked up in the database.
+_TEXTS = {
+    **ERROR_TEXTS,
+    401: "The Authorization header is malformed, or its token unknown or revoked",
+    503: "The database is unreachable or busy (a token is looked up in it)",
+}
+
+
+def paths(settings: Settings) -> dict[str, Any]:
+    """Return the paths about who is asking."""
     return {
         "/api/me": {
             "get": {
@@ -32,33 +42,26 @@ def accounts_paths() -> dict[str, Any]:
                 "responses": {
                     "200": {
                         "description": "The requester; anonymous without a token",
-                        "content": {
-                            "application/json": {
-                                "schema": {
-                                    "type": "object",
-                                    "required": ["role", "username", "capabilities", "by_token"],
-                                    "properties": {
-                                        "role": {"enum": [r.value for r in Role]},
-                                        "username": {"type": ["string", "null"]},
-                                        "capabilities": {
-                                            "type": "array",
-                                            "items": {"enum": [c.value for c in Capability]},
-                                        },
-                                        "by_token": {"type": "boolean"},
-                                    },
-                                }
+                        "content": json_content(
+                            {
+                                "type": "object",
+                                "required": ["role", "username", "capabilities", "by_token"],
+                                "properties": {
+                                    "role": {"enum": [r.value for r in Role]},
+                                    "username": {"type": ["string", "null"]},
+                                    "capabilities": {"type": "array", "items": {"enum": [c.value for c in Capability]}},
+                                    "by_token": {"type": "boolean"},
+                                },
                             }
-                        },
+                        ),
                     },
-                    "401": {
-                        "description": "The Authorization header is malformed, or its token unknown or revoked",
-                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
-                    },
-                    "503": {
-                        "description": "The database is unreachable or busy (a token is looked up in it)",
-                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
-                    },
+                    **error_responses(texts=_TEXTS),
                 },
             }
         }
     }
+
+
+def schemas(settings: Settings) -> dict[str, Any]:
+    """Return the component schemas of these paths: none, the answer is described in place."""
+    return {}

@@ -1,7 +1,7 @@
 """The public map: its page and plain report form, the JSON API of reports and layers, tiles.
 
 Anyone may read and report here; what a reader gets is shaped by ``mapsvc.services`` and the
-public layers of the store. ``openapi`` describes the JSON API.
+public layers of the store. ``openapi`` is its part of the JSON API's OpenAPI document.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The OpenAPI description of the moderation API (merged into :mod:`mapsvc.web.openapi`)."""
+"""The moderation API's part of the OpenAPI document (assembled in :mod:`mapsvc.web.openapi`)."""
 
 from __future__ import annotations
 
@@ -7,38 +7,17 @@ from typing import Any
 from mapsvc.core.policy import PERPETRATORS
 from mapsvc.core.trust import Hold, Status, Trust
 from mapsvc.settings import Settings
+from mapsvc.web.openapi_parts import ACCOUNT_ERROR_TEXTS, error_responses, json_answer, json_content, ref
 
 _TEXTS = {
-    400: "Malformed request: the body is not JSON, not an object, or holds a NUL character or a lone surrogate",
-    401: "Not signed in: sign in or send an API token",
+    **ACCOUNT_ERROR_TEXTS,
     403: "The role may not moderate, or the CSRF token is missing or wrong",
     404: "No event with that id",
     409: "Impossible in the event's current state (for example approving a published event)",
-    413: "Body too large",
-    415: "The body is not sent as application/json",
-    422: "A field failed its checks; the answer names it",
-    503: "The database is unreachable or busy; retry after the Retry-After seconds",
 }
 
 #: Moderation needs an account that may moderate: an API token here, or a signed-in session with its CSRF token.
 _SECURITY: list[dict[str, list[str]]] = [{"bearerAuth": []}]
-
-
-def _errors(*codes: int) -> dict[str, Any]:
-    return {
-        str(code): {
-            "description": _TEXTS[code],
-            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
-        }
-        for code in codes
-    }
-
-
-def _event_answer(description: str) -> dict[str, Any]:
-    return {
-        "description": description,
-        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ModeratedEvent"}}},
-    }
 
 
 _EVENT_ID = {"name": "event_id", "in": "path", "required": True, "schema": {"type": "string"}}
@@ -52,13 +31,15 @@ def _action(summary: str, body: dict[str, Any] | None = None, created: bool = Fa
         "security": _SECURITY,
         "parameters": [_EVENT_ID],
         "responses": {
-            ("201" if created else "200"): _event_answer("The event the action leaves (for a split: the new one)"),
-            **_errors(400, 401, 403, 404, 409, 413, 415, 422, 503),
+            ("201" if created else "200"): json_answer(
+                "The event the action leaves (for a split: the new one)", "ModeratedEvent"
+            ),
+            **error_responses(400, 403, 404, 409, 413, 415, 422, texts=_TEXTS),
         },
     }
     # An action without a field takes no body; one sent must still be a JSON object.
     schema = body if body is not None else {"type": "object", "additionalProperties": False}
-    operation["requestBody"] = {"required": body is not None, "content": {"application/json": {"schema": schema}}}
+    operation["requestBody"] = {"required": body is not None, "content": json_content(schema)}
     return {"post": operation}
 
 
@@ -73,32 +54,25 @@ def _getter(summary: str, answer: dict[str, Any], *errors: int, parameters: list
             "tags": ["moderation"],
             "security": _SECURITY,
             **({"parameters": parameters} if parameters else {}),
-            "responses": {"200": answer, **_errors(*errors)},
+            "responses": {"200": answer, **error_responses(*errors, texts=_TEXTS)},
         }
     }
 
 
-def moderation_paths(settings: Settings) -> dict[str, Any]:
+def paths(settings: Settings) -> dict[str, Any]:
     """Return the moderation API's paths."""
     categories = list(settings.policies)
     return {
         "/api/moderation/queue": _getter(
             "Pending events, oldest first; then recent published unverified ones, newest first",
-            {
-                "description": "The queue",
-                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ModerationQueue"}}},
-            },
-            401,
+            json_answer("The queue", "ModerationQueue"),
             403,
-            503,
         ),
         "/api/moderation/events/{event_id}": _getter(
             "One event, whatever its state, with its reports",
-            _event_answer("The event"),
-            401,
+            json_answer("The event", "ModeratedEvent"),
             403,
             404,
-            503,
             parameters=[_EVENT_ID],
         ),
         "/api/moderation/events/{event_id}/approve": _action("Publish a pending (or wrongly rejected) event"),
@@ -134,13 +108,13 @@ def moderation_paths(settings: Settings) -> dict[str, Any]:
     }
 
 
-def moderation_schemas(settings: Settings) -> dict[str, Any]:
+def schemas(settings: Settings) -> dict[str, Any]:
     """Return the schemas the moderation paths refer to."""
     return {
         "ModerationQueue": {
             "type": "object",
             "required": ["events"],
-            "properties": {"events": {"type": "array", "items": {"$ref": "#/components/schemas/ModeratedEvent"}}},
+            "properties": {"events": {"type": "array", "items": ref("ModeratedEvent")}},
         },
         "ModeratedEvent": {
             "type": "object",

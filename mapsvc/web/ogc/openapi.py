@@ -11,7 +11,7 @@ from typing import Any
 from mapsvc.core.policy import PERPETRATORS
 from mapsvc.settings import Settings
 from mapsvc.web.ogc.params import OFFSET_MAX
-from mapsvc.web.openapi_values import NO_NUL
+from mapsvc.web.openapi_parts import NO_NUL
 
 OPENAPI_MEDIA_TYPE = "application/vnd.oai.openapi+json;version=3.0"
 

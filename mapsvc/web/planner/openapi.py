@@ -1,4 +1,4 @@
-"""The OpenAPI description of the route planning API (merged into :mod:`mapsvc.web.openapi`)."""
+"""The route planning API's part of the OpenAPI document (assembled in :mod:`mapsvc.web.openapi`)."""
 
 from __future__ import annotations
 
@@ -8,17 +8,22 @@ from mapsvc.core.session_plan import MAX_STOPS
 from mapsvc.services.osm import MODES
 from mapsvc.services.planning import RouteSettings, route_settings
 from mapsvc.settings import Settings
-from mapsvc.web.openapi_values import moment
+from mapsvc.web.openapi_parts import (
+    ACCOUNT_ERROR_TEXTS,
+    LATITUDE,
+    LONGITUDE,
+    error_responses,
+    json_answer,
+    json_content,
+    moment,
+    ref,
+)
 
 _TEXTS = {
-    400: "Malformed request: the body is not JSON, not an object, or holds a NUL character or a lone surrogate",
-    401: "Not signed in: sign in or send an API token",
+    **ACCOUNT_ERROR_TEXTS,
     403: "The role may not plan routes, or the CSRF token is missing or wrong",
     409: "No street network of that mode is imported yet (`mapsvc roads import`)",
-    413: "Body too large",
-    415: "The body is not sent as application/json",
     422: "A field failed its checks (for example a point far from any street); the answer names it",
-    503: "The database is unreachable or busy; retry after the Retry-After seconds",
 }
 
 
@@ -28,10 +33,7 @@ def _point(max_snap_m: float) -> dict[str, Any]:
         "required": ["lat", "lon"],
         "additionalProperties": False,
         "description": f"a point at most {max_snap_m:g} m from a street of the imported network",
-        "properties": {
-            "lat": {"type": "number", "minimum": -90, "maximum": 90},
-            "lon": {"type": "number", "minimum": -180, "maximum": 180},
-        },
+        "properties": {"lat": LATITUDE, "lon": LONGITUDE},
     }
 
 
@@ -80,7 +82,7 @@ def _route(with_order: bool = False) -> dict[str, Any]:
             "required": ["order", "legs", *figures],
             "properties": {
                 "order": {"type": "array", "items": {"type": "integer"}, "description": "indices into stops"},
-                "legs": {"type": "array", "items": {"$ref": "#/components/schemas/Route"}},
+                "legs": {"type": "array", "items": ref("Route")},
                 **figures,
             },
         }
@@ -140,13 +142,13 @@ def _answer(kind: str) -> dict[str, Any]:
             "network": {"type": "object", "properties": {"source": {"type": "string"}, "imported_at": _TIMESTAMP}},
             "attribution": {"type": "string"},
             "detour_m": {"type": "number"},
-            "shortest": {"$ref": f"#/components/schemas/{kind}"},
-            "safest": {"$ref": f"#/components/schemas/{kind}"},
+            "shortest": ref(kind),
+            "safest": ref(kind),
         },
     }
 
 
-def routing_schemas(settings: Settings) -> dict[str, Any]:
+def schemas(settings: Settings) -> dict[str, Any]:
     """Return the component schemas of the route planning API."""
     rs = route_settings()
     options = _options(settings, rs)
@@ -183,28 +185,16 @@ def _operation(summary: str, request: str, answer: str, description: str) -> dic
             "description": description,
             "tags": ["routes"],
             "security": [{"bearerAuth": []}],
-            "requestBody": {
-                "required": True,
-                "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{request}"}}},
-            },
+            "requestBody": {"required": True, "content": json_content(ref(request))},
             "responses": {
-                "200": {
-                    "description": "Both plans, private to the requester (no-store)",
-                    "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{answer}"}}},
-                },
-                **{
-                    str(code): {
-                        "description": text,
-                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
-                    }
-                    for code, text in _TEXTS.items()
-                },
+                "200": json_answer("Both plans, private to the requester (no-store)", answer),
+                **error_responses(400, 403, 409, 413, 415, 422, texts=_TEXTS),
             },
         }
     }
 
 
-def routing_paths() -> dict[str, Any]:
+def paths(settings: Settings) -> dict[str, Any]:
     """Return the paths of the route planning API (planners and admins)."""
     return {
         "/api/routes": _operation(
