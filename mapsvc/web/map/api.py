@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any
@@ -186,21 +185,11 @@ def _threshold_since(at: datetime, since: datetime, policies: list[CategoryPolic
     return min(threshold, lowest * 0.999)
 
 
-@contextmanager
-def _query_parameters() -> Iterator[None]:
-    """Answer a bad query parameter with 400, as documented; 422 is for report bodies."""
-    try:
-        yield
-    except InvalidInput as exc:
-        exc.status = 400
-        raise
-
-
 @bp.get("/layers")
 def layers() -> Response:
     """Return the visible events in a bbox at a moment as a GeoJSON FeatureCollection."""
     s = settings()
-    with _query_parameters():
+    with inputs.query_parameters():
         at = _moment(s)
         bbox = parse.bbox(request.args.get("bbox"), s.area.bounds)
         limit = parse.integer(request.args.get("limit"), "limit", s.layer_limit_default, 1, s.layer_limit_max)
@@ -277,7 +266,7 @@ def heat() -> Response:
     """Return decayed heat on H3 cells in a bbox at a moment, small cells suppressed."""
     s = settings()
     allowed = allowed_resolutions(s.heat_resolution)
-    with _query_parameters():
+    with inputs.query_parameters():
         at = _moment(s)
         bbox = parse.bbox(request.args.get("bbox"), s.area.bounds)
         resolution = parse.integer(

@@ -222,11 +222,10 @@ def _page_link(rel: str, offset: int, title: str) -> dict[str, str]:
 
 def _items_body(s: Settings, policy: CategoryPolicy, at: datetime) -> dict[str, Any]:
     """Return the page of events the request asks for, with its paging links."""
-    with params.bad_request():
-        box = params.bbox(request.args.get("bbox"), s.area.bounds)
-        when = params.interval(request.args.get("datetime"))
-        limit = params.integer(request.args.get("limit"), "limit", s.layer_limit_default, 1, s.layer_limit_max)
-        offset = params.integer(request.args.get("offset"), "offset", 0, 0, params.OFFSET_MAX)
+    box = params.bbox(request.args.get("bbox"), s.area.bounds)
+    when = params.interval(request.args.get("datetime"))
+    limit = params.integer(request.args.get("limit"), "limit", s.layer_limit_default, 1, s.layer_limit_max)
+    offset = params.integer(request.args.get("offset"), "offset", 0, 0, params.OFFSET_MAX)
     base = _query(s, policy, at, history=when is not None)
     events: list[LayerEvent] = []
     matched = 0
