@@ -15,7 +15,9 @@ from flask_babel import gettext as _
 from sqlalchemy.orm import Session
 
 from mapsvc.core.errors import InvalidInput, NotFound
+from mapsvc.core.events import features
 from mapsvc.core.heat import aggregate, allowed_resolutions, cell_polygon
+from mapsvc.core.moments import iso
 from mapsvc.core.policy import PERPETRATORS, CategoryPolicy
 from mapsvc.core.roles import Capability
 from mapsvc.services import parse
@@ -31,11 +33,6 @@ from mapsvc.web.map.receiving import take
 from mapsvc.web.openapi import openapi_document
 
 bp = Blueprint("api", __name__, url_prefix="/api")
-
-
-def iso(moment: datetime) -> str:
-    """Return a compact ISO 8601 UTC timestamp."""
-    return moment.astimezone(UTC).replace(microsecond=0, tzinfo=None).isoformat() + "Z"  # faster than strftime
 
 
 def json_response(body: Any, status: int = 200, cache: bool = False) -> Response:
@@ -232,32 +229,15 @@ def _layers_body(
     threshold = s.threshold if since is None else _threshold_since(at, since, shown, s.threshold)
     events, matched = layer_events(session, LayerQuery(at, bbox, shown, threshold, limit))
     if since is not None:
-        events = [e for e in events if e.bucket_start >= since]
+        events = [e for e in events if e.event.bucket_start >= since]
         matched = len(events)
-    stamps: dict[datetime, str] = {}  # events share few buckets
-    features = [
-        {
-            "type": "Feature",
-            "id": e.public_id,
-            "geometry": {"type": "Point", "coordinates": [e.lon, e.lat]},
-            "properties": {
-                "category": e.category,
-                "perpetrator": e.perpetrator,
-                "bucket_start": stamps.get(e.bucket_start) or stamps.setdefault(e.bucket_start, iso(e.bucket_start)),
-                "weight": round(e.weight, 2),
-                "corroborations": e.corroborations,
-                "trust": e.trust,
-            },
-        }
-        for e in events
-    ]
     return {
         "type": "FeatureCollection",
         "at": iso(at),
         "numberMatched": matched,
-        "numberReturned": len(features),
+        "numberReturned": len(events),
         "heatOnly": [p.name for p in wanted if p not in shown],
-        "features": features,
+        "features": features(events),
     }
 
 
