@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import copy
+from typing import Self
+
 
 class MapsvcError(Exception):
     """An input or state problem a client can fix, with a message safe to show and log.
@@ -19,11 +22,22 @@ class MapsvcError(Exception):
             self.status = status
 
     def to_dict(self) -> dict[str, str]:
-        """Return the JSON body of the error response."""
+        """Return the JSON body of the error response: every error answered as JSON has this body."""
         body = {"error": self.message}
         if self.field:
             body["field"] = self.field
         return body
+
+    def with_status(self, status: int) -> Self:
+        """Return a copy of this error answered with ``status``; this one stays as it was raised.
+
+        Where a status depends on where the input came from rather than on what was wrong with it:
+        a bad query parameter answers 400, a bad field of a report's body 422
+        (:func:`mapsvc.web.hooks.inputs.query_parameters`).
+        """
+        changed = copy.copy(self)
+        changed.status = status
+        return changed
 
 
 class InvalidInput(MapsvcError):

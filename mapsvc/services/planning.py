@@ -200,7 +200,10 @@ def _danger(network: StreetNetwork, info: NetworkInfo, request: PlanRequest, sin
         found = (
             layer_events(session, LayerQuery(request.at, bbox, wanted, s.threshold, EVENT_LIMIT))[0] if wanted else []
         )
-    events = [DangerEvent(e.lon, e.lat, e.category, e.weight, s.policies[e.category].fuzz_radius_m) for e in found]
+    events = []
+    for shown in found:
+        e = shown.event
+        events.append(DangerEvent(e.lon, e.lat, e.category, shown.weight, s.policies[e.category].fuzz_radius_m))
     made = (street_risk(network, events, request.weights, s.level, rs.threshold), len(events))
     _RISKS[key] = made
     while len(_RISKS) > _RISKS_KEPT:

@@ -12,6 +12,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from mapsvc.core.districts import District
+from mapsvc.core.events import PublicEvent
 from mapsvc.core.policy import CategoryPolicy
 from mapsvc.core.trust import Status
 from mapsvc.store.events import PUBLIC_COLUMNS
@@ -57,20 +58,6 @@ def count_rows(
     ]
 
 
-@dataclass(frozen=True)
-class PublicEvent:
-    """One event as the public layer shows it: fuzzed point, bucket, category, perpetrator, trust."""
-
-    id: str
-    category: str
-    perpetrator: str
-    lat: float
-    lon: float
-    bucket_start: datetime
-    corroborations: int
-    trust: str
-
-
 def public_events(
     session: Session, period: Period, policies: Mapping[str, CategoryPolicy], perpetrators: frozenset[str]
 ) -> list[PublicEvent]:
@@ -92,7 +79,8 @@ def public_events(
         )
         .order_by(Event.bucket_start, Event.public_id)
     ).all()
-    return [PublicEvent(*row) for row in rows if _released(policies[row[1]], row[5], period.now)]
+    events = [PublicEvent._make(row) for row in rows]
+    return [e for e in events if _released(policies[e.category], e.bucket_start, period.now)]
 
 
 def replace_districts(session: Session, districts: list[District], hour: datetime) -> None:

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Any, NamedTuple
+from typing import Any
 
 from sqlalchemy import (
     DateTime,
@@ -30,6 +30,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from mapsvc.core.decay import from_epoch, to_epoch, weight
+from mapsvc.core.events import LayerEvent, PublicEvent
 from mapsvc.core.fuzz import geodesic_distance_m
 from mapsvc.core.heat import cell_of
 from mapsvc.core.policy import CategoryPolicy
@@ -312,36 +313,20 @@ class LayerQuery:
     limit: int
 
 
-#: What a public layer shows of an event (the OGC API, the exports), in :class:`LayerEvent`'s order.
-PUBLIC_COLUMNS = (
-    Event.public_id,
-    Event.category,
-    Event.perpetrator,
-    Event.lat,
-    Event.lon,
-    Event.bucket_start,
-    Event.corroborations,
-    Event.trust,
+#: What a public output shows of an event (the layers, the OGC API, the exports): the columns named
+#: by :class:`PublicEvent`'s fields, in their order, so that ``PublicEvent._make(row)`` reads a row.
+PUBLIC_COLUMNS = tuple(getattr(Event, name) for name in PublicEvent._fields)
+
+# The same, the bucket read as naive UTC: the layers make it aware once per bucket, not per row.
+_LAYER_COLUMNS = tuple(
+    type_coerce(Event.bucket_start, DateTime()) if name == "bucket_start" else getattr(Event, name)
+    for name in PublicEvent._fields
 )
 
 
-class LayerEvent(NamedTuple):
-    """An event as a layer shows it, with its weight at the query's moment.
-
-    A named tuple, not a frozen dataclass: a layer builds one per event shown, and a frozen
-    dataclass's ``__init__`` cost several times as much (it sets each field through
-    ``object.__setattr__``).
-    """
-
-    public_id: str
-    category: str
-    perpetrator: str
-    lat: float
-    lon: float
-    bucket_start: datetime
-    corroborations: int
-    weight: float
-    trust: str = Trust.UNVERIFIED.value
+def public_event(event: Event) -> PublicEvent:
+    """Return what the public sees of a stored event (once it is published)."""
+    return PublicEvent._make(getattr(event, name) for name in PublicEvent._fields)
 
 
 def _visible(
@@ -417,16 +402,7 @@ def layer_events(session: Session, query: LayerQuery) -> tuple[list[LayerEvent],
     found = []
     if reach:
         rows = connection.execute(  # one fetchall: row-by-row fetching cost more than the rows' use
-            select(
-                Event.public_id,
-                Event.category,
-                Event.perpetrator,
-                Event.lat,
-                Event.lon,
-                type_coerce(Event.bucket_start, DateTime()),  # naive UTC: made aware once per bucket below
-                Event.corroborations,
-                Event.trust,
-            ).where(_visible(session, reach, query.bbox))
+            select(*_LAYER_COLUMNS).where(_visible(session, reach, query.bbox))
         ).all()
         # Events share few buckets: each (category, bucket) gets its moment and weight once.
         buckets: dict[tuple[str, datetime], tuple[datetime, float]] = {}
@@ -435,8 +411,9 @@ def layer_events(session: Session, query: LayerQuery) -> tuple[list[LayerEvent],
                 bucket = naive.replace(tzinfo=UTC)
                 buckets[name, naive] = (bucket, weight(at_s - to_epoch(bucket), policies[name].half_life_s))
             bucket, w = buckets[name, naive]
-            found.append(LayerEvent(public_id, name, perpetrator, lat, lon, bucket, corroborations, w, trust))
-    found.sort(key=lambda e: (-e.weight, e.public_id))
+            event = PublicEvent(public_id, name, perpetrator, lat, lon, bucket, corroborations, trust)
+            found.append(LayerEvent(event, w))
+    found.sort(key=lambda e: (-e.weight, e.event.public_id))
     return found[: query.limit], sum(count for *_, count in groups)
 
 

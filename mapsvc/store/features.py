@@ -10,14 +10,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, select
+from sqlalchemy import ColumnElement, Row, and_, func, select
 from sqlalchemy.orm import Session
 
 from mapsvc.core.decay import to_epoch, weight
+from mapsvc.core.events import LayerEvent, PublicEvent
 from mapsvc.core.policy import CategoryPolicy
 from mapsvc.core.trust import Status
-from mapsvc.store.events import PUBLIC_COLUMNS, LayerEvent
+from mapsvc.store.events import PUBLIC_COLUMNS
 from mapsvc.store.models import EVENT_POINT, Event
 from mapsvc.store.spatial import in_bbox
 
@@ -74,10 +76,9 @@ def _bucket(policy: CategoryPolicy) -> timedelta:
     return timedelta(seconds=policy.bucket_s)
 
 
-def _layer_event(row: tuple, query: FeatureQuery) -> LayerEvent:  # type: ignore[type-arg]
-    public_id, category, perpetrator, lat, lon, bucket, corroborations, trust = row
-    w = weight(to_epoch(query.at) - to_epoch(bucket), query.policy.half_life_s)
-    return LayerEvent(public_id, category, perpetrator, lat, lon, bucket, corroborations, w, trust)
+def _layer_event(row: Row[Any], query: FeatureQuery) -> LayerEvent:
+    event = PublicEvent._make(row)
+    return LayerEvent(event, weight(to_epoch(query.at) - to_epoch(event.bucket_start), query.policy.half_life_s))
 
 
 def feature_page(session: Session, query: FeatureQuery) -> tuple[list[LayerEvent], int]:
@@ -91,10 +92,10 @@ def feature_page(session: Session, query: FeatureQuery) -> tuple[list[LayerEvent
         .limit(query.limit)
         .offset(query.offset)
     ).all()
-    return [_layer_event(tuple(row), query) for row in rows], matched
+    return [_layer_event(row, query) for row in rows], matched
 
 
 def feature_by_id(session: Session, query: FeatureQuery, public_id: str) -> LayerEvent | None:
     """Return the event with ``public_id`` if the query's page conditions (not its paging) admit it."""
     row = session.execute(select(*PUBLIC_COLUMNS).where(_where(session, query), Event.public_id == public_id)).first()
-    return None if row is None else _layer_event(tuple(row), query)
+    return None if row is None else _layer_event(row, query)

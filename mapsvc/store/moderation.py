@@ -20,10 +20,11 @@ from sqlalchemy.orm import Session
 
 from mapsvc.core.decay import floor_to_bucket
 from mapsvc.core.errors import Conflict, InvalidInput, NotFound
+from mapsvc.core.events import PublicEvent
 from mapsvc.core.policy import CategoryPolicy
 from mapsvc.core.trust import Status, Trust
 from mapsvc.store.audit import record_action
-from mapsvc.store.events import refresh_trust
+from mapsvc.store.events import public_event, refresh_trust
 from mapsvc.store.heat import change_heat
 from mapsvc.store.models import Event, Report
 
@@ -46,18 +47,15 @@ class QueueReport:
 
 
 @dataclass(frozen=True)
-class QueueEvent:
-    """An event as the moderation queue shows it."""
+class QueueItem:
+    """An event as the moderation queue shows it: what the public sees of it, and beside that what only staff see.
 
-    public_id: str
-    category: str
-    perpetrator: str
-    lat: float
-    lon: float
-    bucket_start: datetime
-    corroborations: int
+    ``event`` is the public shape (once published); ``status``, ``held_reason``, ``details`` and
+    ``reports`` never leave the staff's views.
+    """
+
+    event: PublicEvent
     status: str
-    trust: str
     held_reason: str | None
     details: str | None
     reports: tuple[QueueReport, ...]
@@ -77,33 +75,17 @@ def _reports_of(session: Session, event_ids: Sequence[int]) -> dict[int, list[Qu
     return found
 
 
-def _describe(events: Sequence[Event], reports: Mapping[int, list[QueueReport]]) -> list[QueueEvent]:
-    return [
-        QueueEvent(
-            e.public_id,
-            e.category,
-            e.perpetrator,
-            e.lat,
-            e.lon,
-            e.bucket_start,
-            e.corroborations,
-            e.status,
-            e.trust,
-            e.held_reason,
-            e.details,
-            tuple(reports[e.id]),
-        )
-        for e in events
-    ]
+def _describe(events: Sequence[Event], reports: Mapping[int, list[QueueReport]]) -> list[QueueItem]:
+    return [QueueItem(public_event(e), e.status, e.held_reason, e.details, tuple(reports[e.id])) for e in events]
 
 
-def describe(session: Session, event: Event) -> QueueEvent:
+def describe(session: Session, event: Event) -> QueueItem:
     """Return one event as the queue shows it."""
     session.flush()
     return _describe([event], _reports_of(session, [event.id]))[0]
 
 
-def queue(session: Session, now: datetime, recent: timedelta, limit: int = 100) -> list[QueueEvent]:
+def queue(session: Session, now: datetime, recent: timedelta, limit: int = 100) -> list[QueueItem]:
     """Return pending events first, oldest first; then recent published unverified ones, newest first."""
     pending = session.scalars(select(Event).where(Event.status == Status.PENDING).order_by(Event.id).limit(limit))
     unverified = session.scalars(
@@ -120,7 +102,7 @@ def queue(session: Session, now: datetime, recent: timedelta, limit: int = 100) 
     return _describe(events, _reports_of(session, [e.id for e in events]))
 
 
-def event(session: Session, public_id: str) -> QueueEvent:
+def event(session: Session, public_id: str) -> QueueItem:
     """Return one event as the queue shows it, whatever its state."""
     found = session.scalars(select(Event).where(Event.public_id == public_id)).first()
     if found is None:
@@ -156,7 +138,7 @@ def _refuse_rejected(event: Event) -> None:
         raise Conflict(_("the event was rejected; approve it first"))
 
 
-def approve(session: Session, who: Moderator, public_id: str) -> QueueEvent:
+def approve(session: Session, who: Moderator, public_id: str) -> QueueItem:
     """Publish a pending event, or one rejected by mistake."""
     (event,) = _locked(session, [public_id])
     if event.status == Status.PUBLISHED:
@@ -166,7 +148,7 @@ def approve(session: Session, who: Moderator, public_id: str) -> QueueEvent:
     return describe(session, event)
 
 
-def reject(session: Session, who: Moderator, public_id: str) -> QueueEvent:
+def reject(session: Session, who: Moderator, public_id: str) -> QueueItem:
     """Reject an event: a published one leaves layers and heat at once; new reports never merge into it."""
     (event,) = _locked(session, [public_id])
     if event.status == Status.REJECTED:
@@ -179,7 +161,7 @@ def reject(session: Session, who: Moderator, public_id: str) -> QueueEvent:
     return describe(session, event)
 
 
-def verify(session: Session, who: Moderator, public_id: str) -> QueueEvent:
+def verify(session: Session, who: Moderator, public_id: str) -> QueueItem:
     """Mark an event verified; a pending one is published too (verifying it is approving it)."""
     (event,) = _locked(session, [public_id])
     _refuse_rejected(event)
@@ -193,7 +175,7 @@ def verify(session: Session, who: Moderator, public_id: str) -> QueueEvent:
     return describe(session, event)
 
 
-def change_category(session: Session, who: Moderator, public_id: str, category: str) -> QueueEvent:
+def change_category(session: Session, who: Moderator, public_id: str, category: str) -> QueueItem:
     """Move an event to another category, its time bucket re-cut to that category's bucket.
 
     A published event's heat leaves the old category's series and joins the new one's.
@@ -216,7 +198,7 @@ def change_category(session: Session, who: Moderator, public_id: str, category: 
     return describe(session, event)
 
 
-def merge(session: Session, who: Moderator, public_id: str, other_id: str) -> QueueEvent:
+def merge(session: Session, who: Moderator, public_id: str, other_id: str) -> QueueItem:
     """Merge ``other_id`` into ``public_id``: it takes the other's reports, and heat counts one event.
 
     The kept event keeps its own point and time bucket (the first published point, as intake
@@ -246,7 +228,7 @@ def merge(session: Session, who: Moderator, public_id: str, other_id: str) -> Qu
     return describe(session, kept)
 
 
-def split(session: Session, who: Moderator, public_id: str, report_ids: Sequence[str]) -> QueueEvent:
+def split(session: Session, who: Moderator, public_id: str, report_ids: Sequence[str]) -> QueueItem:
     """Move some of an event's reports to a new event; return the new event.
 
     Reports keep no point of their own (only the event's published point is stored), so the

@@ -26,11 +26,12 @@ from mapsvc.core.counts import (
 )
 from mapsvc.core.districts import District, assign_cells
 from mapsvc.core.errors import InvalidInput
+from mapsvc.core.events import PublicEvent
 from mapsvc.core.hotspots import DEFAULT_PERMUTATIONS, HotspotResult, getis_ord, study_cells
 from mapsvc.core.policy import PERPETRATORS
 from mapsvc.services.parse import YEARS
 from mapsvc.settings import Settings
-from mapsvc.store.advocacy import Period, PublicEvent, count_rows, load_districts, public_events
+from mapsvc.store.advocacy import Period, count_rows, load_districts, public_events
 from mapsvc.store.db import Store
 
 #: How many levels coarser than the count atoms an advocate may aggregate.

@@ -19,6 +19,7 @@ import geopandas as gpd
 from shapely.geometry import Point, Polygon, mapping
 
 from mapsvc.core.heat import cell_polygon
+from mapsvc.core.moments import iso
 from mapsvc.services.advocacy.evidence import Evidence, area_table, area_totals
 
 DATA_KINDS = ("areas", "events")
@@ -98,10 +99,10 @@ def events_frame(evidence: Evidence) -> gpd.GeoDataFrame:
     events = evidence.events or []
     rows = [
         {
-            "id": e.id,
+            "id": e.public_id,
             "category": e.category,
             "perpetrator": e.perpetrator,
-            "bucket_start": e.bucket_start.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "bucket_start": iso(e.bucket_start),
             "corroborations": e.corroborations,
             "trust": e.trust,
         }

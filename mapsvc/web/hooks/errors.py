@@ -24,25 +24,22 @@ def _wants_json() -> bool:
     return best == "application/json"
 
 
-def _reply(message: str, status: int, field: str | None = None) -> tuple[Response | str, int]:
+def _reply(error: MapsvcError) -> tuple[Response | str, int]:
+    """Answer ``error`` in the client's format: its JSON body (:meth:`MapsvcError.to_dict`), or a short page."""
     if _wants_json():
-        body = {"error": message}
-        if field:
-            body["field"] = field
-        return jsonify(body), status
-    return render_template("error.html", message=message, status=status), status
+        return jsonify(error.to_dict()), error.status
+    return render_template("error.html", message=error.message, status=error.status), error.status
 
 
 def handle_mapsvc_error(error: MapsvcError) -> tuple[Response | str, int]:
     """Answer a client error with its message and the field it names."""
-    return _reply(error.message, error.status, error.field)
+    return _reply(error)
 
 
 def handle_unavailable(error: DatabaseUnavailable) -> tuple[Response | str, int, dict[str, str]]:
     """Answer 503 with the problem named and a hint to retry; the pool reconnects by itself."""
     log.warning("database unavailable on %s %s", request.method, request.url_rule)
-    body, status = _reply(error.message, error.status)
-    return body, status, {"Retry-After": "5", "Cache-Control": "no-store"}
+    return (*_reply(error), {"Retry-After": "5", "Cache-Control": "no-store"})
 
 
 def handle_http_error(error: HTTPException) -> tuple[Response | str, int, list[tuple[str, str]]]:
@@ -53,7 +50,7 @@ def handle_http_error(error: HTTPException) -> tuple[Response | str, int, list[t
     }
     status = error.code or 500
     headers = [(name, value) for name, value in error.get_headers() if name.lower() != "content-type"]
-    return (*_reply(messages.get(status, error.description or error.name), status), headers)
+    return (*_reply(MapsvcError(messages.get(status, error.description or error.name), status=status)), headers)
 
 
 def handle_unexpected(error: Exception) -> tuple[Response | str, int] | tuple[Response | str, int, dict[str, str]]:
@@ -66,7 +63,7 @@ def handle_unexpected(error: Exception) -> tuple[Response | str, int] | tuple[Re
     if unavailable is not None:
         return handle_unavailable(unavailable)
     log.error("unexpected %s on %s %s", type(error).__name__, request.method, request.url_rule)
-    return _reply(InternalServerError.description, 500)
+    return _reply(MapsvcError(InternalServerError.description, status=500))
 
 
 def init_app(app: Flask) -> None:

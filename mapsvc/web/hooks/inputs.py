@@ -5,7 +5,8 @@ for one over ``MAX_CONTENT_LENGTH`` (chunked ones too), 400 for text that is not
 nested deeper than the parser goes. No string anywhere in the input (a JSON body, the query, a
 form, the path) may hold NUL, which PostgreSQL's text cannot, or a lone surrogate, which no UTF-8
 text can (only JSON's escapes make one): either would fail in the database or in the answer
-that repeats a field's name, long after the view checked the value's meaning.
+that repeats a field's name, long after the view checked the value's meaning. A bad query
+parameter answers 400 (:func:`query_parameters`), a bad field of a body 422.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from flask import request
@@ -27,6 +29,20 @@ _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 def unstorable(text: str) -> bool:
     """Return whether ``text`` holds NUL or a lone surrogate."""
     return _UNSTORABLE.search(text) is not None
+
+
+@contextmanager
+def query_parameters() -> Iterator[None]:
+    """Answer a bad query parameter with 400, as the API documents and OGC API – Features asks.
+
+    The parsers (:mod:`mapsvc.services.parse`) raise :class:`InvalidInput`, 422: the status of a
+    bad field in a body (a report's). The same problem in a query parameter is raised again as a
+    copy with 400 (:meth:`MapsvcError.with_status`).
+    """
+    try:
+        yield
+    except InvalidInput as error:
+        raise error.with_status(400) from error
 
 
 def body() -> bytes:

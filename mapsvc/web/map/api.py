@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any
@@ -16,7 +15,9 @@ from flask_babel import gettext as _
 from sqlalchemy.orm import Session
 
 from mapsvc.core.errors import InvalidInput, NotFound
+from mapsvc.core.events import features
 from mapsvc.core.heat import aggregate, allowed_resolutions, cell_polygon
+from mapsvc.core.moments import iso
 from mapsvc.core.policy import PERPETRATORS, CategoryPolicy
 from mapsvc.core.roles import Capability
 from mapsvc.services import parse
@@ -32,11 +33,6 @@ from mapsvc.web.map.receiving import take
 from mapsvc.web.openapi import openapi_document
 
 bp = Blueprint("api", __name__, url_prefix="/api")
-
-
-def iso(moment: datetime) -> str:
-    """Return a compact ISO 8601 UTC timestamp."""
-    return moment.astimezone(UTC).replace(microsecond=0, tzinfo=None).isoformat() + "Z"  # faster than strftime
 
 
 def json_response(body: Any, status: int = 200, cache: bool = False) -> Response:
@@ -186,21 +182,11 @@ def _threshold_since(at: datetime, since: datetime, policies: list[CategoryPolic
     return min(threshold, lowest * 0.999)
 
 
-@contextmanager
-def _query_parameters() -> Iterator[None]:
-    """Answer a bad query parameter with 400, as documented; 422 is for report bodies."""
-    try:
-        yield
-    except InvalidInput as exc:
-        exc.status = 400
-        raise
-
-
 @bp.get("/layers")
 def layers() -> Response:
     """Return the visible events in a bbox at a moment as a GeoJSON FeatureCollection."""
     s = settings()
-    with _query_parameters():
+    with inputs.query_parameters():
         at = _moment(s)
         bbox = parse.bbox(request.args.get("bbox"), s.area.bounds)
         limit = parse.integer(request.args.get("limit"), "limit", s.layer_limit_default, 1, s.layer_limit_max)
@@ -243,32 +229,15 @@ def _layers_body(
     threshold = s.threshold if since is None else _threshold_since(at, since, shown, s.threshold)
     events, matched = layer_events(session, LayerQuery(at, bbox, shown, threshold, limit))
     if since is not None:
-        events = [e for e in events if e.bucket_start >= since]
+        events = [e for e in events if e.event.bucket_start >= since]
         matched = len(events)
-    stamps: dict[datetime, str] = {}  # events share few buckets
-    features = [
-        {
-            "type": "Feature",
-            "id": e.public_id,
-            "geometry": {"type": "Point", "coordinates": [e.lon, e.lat]},
-            "properties": {
-                "category": e.category,
-                "perpetrator": e.perpetrator,
-                "bucket_start": stamps.get(e.bucket_start) or stamps.setdefault(e.bucket_start, iso(e.bucket_start)),
-                "weight": round(e.weight, 2),
-                "corroborations": e.corroborations,
-                "trust": e.trust,
-            },
-        }
-        for e in events
-    ]
     return {
         "type": "FeatureCollection",
         "at": iso(at),
         "numberMatched": matched,
-        "numberReturned": len(features),
+        "numberReturned": len(events),
         "heatOnly": [p.name for p in wanted if p not in shown],
-        "features": features,
+        "features": features(events),
     }
 
 
@@ -277,7 +246,7 @@ def heat() -> Response:
     """Return decayed heat on H3 cells in a bbox at a moment, small cells suppressed."""
     s = settings()
     allowed = allowed_resolutions(s.heat_resolution)
-    with _query_parameters():
+    with inputs.query_parameters():
         at = _moment(s)
         bbox = parse.bbox(request.args.get("bbox"), s.area.bounds)
         resolution = parse.integer(

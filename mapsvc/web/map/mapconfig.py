@@ -14,9 +14,10 @@ from flask_babel import get_locale, pgettext
 from flask_babel import lazy_gettext as _l
 from markupsafe import Markup, escape
 
+from mapsvc.core.moments import iso
 from mapsvc.services.names import CATEGORY_NAMES, PERPETRATOR_NAMES
 from mapsvc.settings import Settings
-from mapsvc.web.map.api import categories_body, iso
+from mapsvc.web.map.api import categories_body
 
 #: Each category's shape (SVG in a 28 x 28 box) and colour: the shape and the letter tell the
 #: categories apart without colour; white letters on these colours pass WCAG AA contrast.

@@ -15,19 +15,20 @@ from flask import Blueprint, Response, current_app
 from flask_babel import gettext as _
 
 from mapsvc.core.errors import Forbidden, InvalidInput
+from mapsvc.core.moments import iso
 from mapsvc.core.roles import Capability
 from mapsvc.settings import settings
 from mapsvc.store import get_store
 from mapsvc.store import moderation as store
 from mapsvc.web.auth.identity import current_identity
 from mapsvc.web.hooks import inputs
-from mapsvc.web.map.api import iso, json_response
+from mapsvc.web.map.api import json_response
 from mapsvc.web.map.readcache import forget_answers
 
 bp = Blueprint("moderation", __name__, url_prefix="/api/moderation")
 
 #: Each action's store function, and the body field it needs besides the event (if any).
-ACTIONS: dict[str, tuple[Callable[..., store.QueueEvent], str | None]] = {
+ACTIONS: dict[str, tuple[Callable[..., store.QueueItem], str | None]] = {
     "approve": (store.approve, None),
     "reject": (store.reject, None),
     "verify": (store.verify, None),
@@ -58,7 +59,7 @@ def _argument(field: str, data: Mapping[str, Any]) -> Any:
     return value
 
 
-def act(action: str, event_id: str, data: Mapping[str, Any]) -> store.QueueEvent:
+def act(action: str, event_id: str, data: Mapping[str, Any]) -> store.QueueItem:
     """Apply one moderation action in one write transaction; return the event it leaves."""
     who = moderator()
     function, field = ACTIONS[action]
@@ -69,25 +70,26 @@ def act(action: str, event_id: str, data: Mapping[str, Any]) -> store.QueueEvent
     return event
 
 
-def event_body(event: store.QueueEvent) -> dict[str, Any]:
-    """Return an event of the queue as JSON."""
+def event_body(item: store.QueueItem) -> dict[str, Any]:
+    """Return an event of the queue as JSON: its public shape, with what only staff see."""
+    e = item.event
     return {
-        "id": event.public_id,
-        "category": event.category,
-        "perpetrator": event.perpetrator,
-        "lat": event.lat,
-        "lon": event.lon,
-        "bucket_start": iso(event.bucket_start),
-        "corroborations": event.corroborations,
-        "status": event.status,
-        "trust": event.trust,
-        "held_reason": event.held_reason,
-        "details": event.details,
-        "reports": [{"id": r.id, "trusted": r.trusted} for r in event.reports],
+        "id": e.public_id,
+        "category": e.category,
+        "perpetrator": e.perpetrator,
+        "lat": e.lat,
+        "lon": e.lon,
+        "bucket_start": iso(e.bucket_start),
+        "corroborations": e.corroborations,
+        "status": item.status,
+        "trust": e.trust,
+        "held_reason": item.held_reason,
+        "details": item.details,
+        "reports": [{"id": r.id, "trusted": r.trusted} for r in item.reports],
     }
 
 
-def pending_queue() -> list[store.QueueEvent]:
+def pending_queue() -> list[store.QueueItem]:
     """Return the queue: pending events, oldest first, then recent unverified published ones."""
     s = settings()
     recent = timedelta(days=int(current_app.config["MODERATION_RECENT_DAYS"]))

@@ -15,6 +15,7 @@ from flask_babel import gettext as _
 from werkzeug.wrappers import Response
 
 from mapsvc.core.errors import MapsvcError
+from mapsvc.core.events import PublicEvent
 from mapsvc.core.fuzz import geodesic_distance_m
 from mapsvc.services import parse
 from mapsvc.settings import settings
@@ -32,7 +33,7 @@ MERGE_NEAR_TIME = timedelta(days=2)
 MERGE_CHOICES = 8
 
 
-def merge_choices(event: store.QueueEvent, others: list[store.QueueEvent]) -> list[store.QueueEvent]:
+def merge_choices(event: PublicEvent, others: list[PublicEvent]) -> list[PublicEvent]:
     """Return the queue's events that could be the same incident as ``event``, nearest first.
 
     Same category, within :data:`MERGE_NEAR_M` and :data:`MERGE_NEAR_TIME`: a list of every
@@ -54,15 +55,16 @@ def merge_choices(event: store.QueueEvent, others: list[store.QueueEvent]) -> li
     return [near[i] for d, i in ranked if d <= MERGE_NEAR_M][:MERGE_CHOICES]
 
 
-def _render(events: list[store.QueueEvent], single: bool = False, error: MapsvcError | None = None) -> str:
+def _render(items: list[store.QueueItem], single: bool = False, error: MapsvcError | None = None) -> str:
     size = int(current_app.config["MODERATION_PAGE_SIZE"])
-    pages = max(1, -(-len(events) // size))
+    pages = max(1, -(-len(items) // size))
     page = 1 if single else min(max(parse.integer(request.args.get("page"), "page", 1, 1, 10_000), 1), pages)
-    shown = events[(page - 1) * size : page * size]
+    shown = items[(page - 1) * size : page * size]
+    events = [i.event for i in items]
     return render_template(
         "moderate/queue.html",
-        events=shown,
-        merges={e.public_id: merge_choices(e, events) for e in shown},
+        items=shown,
+        merges={i.event.public_id: merge_choices(i.event, events) for i in shown},
         page=page,
         pages=pages,
         single=single,
@@ -109,5 +111,5 @@ def act_on(event_id: str) -> Response | tuple[str, int]:
     except MapsvcError as error:
         return _render(pending_queue(), error=error), error.status
     if action in ("split", "merge") or request.form.get("back") == "event":
-        return redirect(url_for("moderate.event", event_id=result.public_id, done=action), 303)
+        return redirect(url_for("moderate.event", event_id=result.event.public_id, done=action), 303)
     return redirect(url_for("moderate.queue", done=action), 303)

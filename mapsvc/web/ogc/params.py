@@ -7,8 +7,7 @@ the parameter and never repeat its value.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
@@ -16,6 +15,7 @@ from flask_babel import gettext as _
 
 from mapsvc.core.errors import InvalidInput
 from mapsvc.services import parse
+from mapsvc.web.hooks.inputs import query_parameters
 
 #: Parameters every OGC endpoint accepts: the format, and the page language (as elsewhere).
 COMMON = frozenset({"f", "lang"})
@@ -27,16 +27,6 @@ OFFSET_MAX = 10**9
 
 #: The open end of an interval, in either spelling the standard allows.
 OPEN = ("", "..")
-
-
-@contextmanager
-def bad_request() -> Iterator[None]:
-    """Answer a bad query parameter with 400, as the standard asks (parse raises 422)."""
-    try:
-        yield
-    except InvalidInput as exc:
-        exc.status = 400
-        raise
 
 
 def check_known(args: Iterable[str], allowed: frozenset[str]) -> None:
@@ -62,7 +52,7 @@ def bbox(value: str | None, default: tuple[float, float, float, float]) -> tuple
         parts = value.split(",")
         if len(parts) == 6:
             value = ",".join((parts[0], parts[1], parts[3], parts[4]))
-    with bad_request():
+    with query_parameters():
         return parse.bbox(value, default)
 
 
@@ -74,11 +64,11 @@ def _moment(text: str, *, end: bool) -> datetime:
         except ValueError:
             pass
         else:
-            with bad_request():
+            with query_parameters():
                 parse.in_years(day, "datetime")
             start = datetime.combine(day, time(), UTC)
             return start + timedelta(days=1, microseconds=-1) if end else start
-    with bad_request():
+    with query_parameters():
         return parse.moment(text, "datetime")
 
 
@@ -110,5 +100,5 @@ def interval(value: str | None) -> Interval | None:
 
 def integer(value: str | None, field: str, default: int, low: int, high: int) -> int:
     """Return a whole number in [low, high], or the default when absent."""
-    with bad_request():
+    with query_parameters():
         return parse.integer(value, field, default, low, high)

@@ -24,14 +24,16 @@ from flask_babel import get_locale
 from flask_babel import gettext as _
 
 from mapsvc.core.errors import NotFound
+from mapsvc.core.events import LayerEvent, feature, features
+from mapsvc.core.moments import iso
 from mapsvc.core.policy import CategoryPolicy
 from mapsvc.services.moments import rounded_now
 from mapsvc.services.names import CATEGORY_NAMES
 from mapsvc.settings import Settings, settings
 from mapsvc.store import get_store
-from mapsvc.store.events import LayerEvent, oldest_readable
+from mapsvc.store.events import oldest_readable
 from mapsvc.store.features import FeatureQuery, feature_by_id, feature_page
-from mapsvc.web.map.api import encode, iso
+from mapsvc.web.map.api import encode
 from mapsvc.web.map.readcache import Answer, read_cache
 from mapsvc.web.ogc import params
 from mapsvc.web.ogc.openapi import OPENAPI_MEDIA_TYPE, ogc_openapi_document
@@ -186,23 +188,6 @@ def collection(collection_id: str) -> Response:
     return _reply(body, body["title"])
 
 
-def _feature(e: LayerEvent) -> dict[str, Any]:
-    """Return an event as GeoJSON with exactly the properties ``/api/layers`` gives it."""
-    return {
-        "type": "Feature",
-        "id": e.public_id,
-        "geometry": {"type": "Point", "coordinates": [e.lon, e.lat]},
-        "properties": {
-            "category": e.category,
-            "perpetrator": e.perpetrator,
-            "bucket_start": iso(e.bucket_start),
-            "weight": round(e.weight, 2),
-            "corroborations": e.corroborations,
-            "trust": e.trust,
-        },
-    }
-
-
 def _query(s: Settings, policy: CategoryPolicy, at: datetime, history: bool) -> FeatureQuery | None:
     """Return the collection's query before filters: the live map, or its history (None: nothing)."""
     if history:
@@ -222,11 +207,10 @@ def _page_link(rel: str, offset: int, title: str) -> dict[str, str]:
 
 def _items_body(s: Settings, policy: CategoryPolicy, at: datetime) -> dict[str, Any]:
     """Return the page of events the request asks for, with its paging links."""
-    with params.bad_request():
-        box = params.bbox(request.args.get("bbox"), s.area.bounds)
-        when = params.interval(request.args.get("datetime"))
-        limit = params.integer(request.args.get("limit"), "limit", s.layer_limit_default, 1, s.layer_limit_max)
-        offset = params.integer(request.args.get("offset"), "offset", 0, 0, params.OFFSET_MAX)
+    box = params.bbox(request.args.get("bbox"), s.area.bounds)
+    when = params.interval(request.args.get("datetime"))
+    limit = params.integer(request.args.get("limit"), "limit", s.layer_limit_default, 1, s.layer_limit_max)
+    offset = params.integer(request.args.get("offset"), "offset", 0, 0, params.OFFSET_MAX)
     base = _query(s, policy, at, history=when is not None)
     events: list[LayerEvent] = []
     matched = 0
@@ -256,7 +240,7 @@ def _items_body(s: Settings, policy: CategoryPolicy, at: datetime) -> dict[str, 
         "timeStamp": iso(at),
         "numberMatched": matched,
         "numberReturned": len(events),
-        "features": [_feature(e) for e in events],
+        "features": features(events),
         "links": links,
     }
 
@@ -318,7 +302,7 @@ def item(collection_id: str, feature_id: str) -> Response:
             found = feature_by_id(session, base, feature_id)
     if found is None:
         raise NotFound(_("no feature with that id in this collection"))
-    body = _feature(found)
+    body = feature(found)
     body["links"] = [
         *_self_links("ogc.item", GEOJSON, collection_id=collection_id, feature_id=feature_id),
         _link("ogc.collection", "collection", "application/json", _("the collection"), collection_id=collection_id),

@@ -11,6 +11,7 @@ from typing import Any
 from flask import Blueprint, Response, current_app
 
 from mapsvc.core.directions import steps
+from mapsvc.core.moments import iso
 from mapsvc.core.roles import Capability
 from mapsvc.core.routing import Route
 from mapsvc.core.session_plan import SessionPlan
@@ -18,7 +19,7 @@ from mapsvc.core.streets import StreetNetwork
 from mapsvc.services.planning import Prepared, parse_request, prepare, route_settings, two_routes, two_sessions
 from mapsvc.web.auth.identity import current_identity
 from mapsvc.web.hooks import inputs
-from mapsvc.web.map.api import iso, json_response
+from mapsvc.web.map.api import json_response
 
 bp = Blueprint("routing", __name__, url_prefix="/api")
 
