@@ -29,10 +29,10 @@ from mapsvc.core.danger import DangerEvent, street_risk
 from mapsvc.core.roles import Role
 from mapsvc.core.routing import cost_graph, route_between
 from mapsvc.core.session_plan import plan_session
+from mapsvc.services.accounts import account_policy
 from mapsvc.services.osm import read_extract
 from mapsvc.store.accounts import create_account
 from mapsvc.store.logins import make_token
-from mapsvc.web.auth.cookies import account_policy
 
 EXTRACT = Path(__file__).resolve().parents[1] / "tests" / "data" / "osm" / "copenhagen-centre.osm.pbf"
 CATEGORIES = [("checkpoint", 150.0, 1.0), ("patrol", 150.0, 0.5), ("raid", 300.0, 1.0), ("attack", 500.0, 1.0)]

@@ -155,13 +155,23 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+#: The ``mapsvc`` command of any version of the code: its app's commands, as the console script makes them.
+_MAIN = (
+    "import os; from flask.cli import FlaskGroup; from mapsvc import create_app; "
+    "os.environ.setdefault('FLASK_APP', 'mapsvc'); "
+    "FlaskGroup(create_app=lambda *a: create_app(), add_default_commands=False, add_version_option=False)"
+    "(prog_name='mapsvc')"
+)
+
+
 def _mapsvc(env: dict[str, str], *args: str, **kwargs: object) -> subprocess.Popen[bytes]:
     """Start the ``mapsvc`` command of the code on ``env``'s PYTHONPATH (the bench's own by default).
 
     It runs in the filesystem's root: ``python -c`` looks for modules in its working directory
-    first, where a checkout's own ``mapsvc`` would win over the code asked for.
+    first, where a checkout's own ``mapsvc`` would win over the code asked for. The command group
+    is made here from ``create_app``, which every version has, wherever its console script lives.
     """
-    command = [sys.executable, "-c", "from mapsvc.__main__ import main; main()", *args]
+    command = [sys.executable, "-c", _MAIN, *args]
     return subprocess.Popen(command, env=env, cwd="/", **kwargs)  # type: ignore[call-overload, no-any-return]
 
 

@@ -1,7 +1,7 @@
 """Map tiles from the upstream, for the tile proxy and ``mapsvc tiles seed``: fetched with our own headers only.
 
 A tile is asked of the upstream (``TILE_URL``) with the service's own User-Agent and nothing of a
-client's request, kept in the disk cache (:mod:`mapsvc.services.tilecache`), and counted against
+client's request, for the disk cache (:mod:`mapsvc.services.tilecache`), and counted against
 the budgets the upstream's usage policy allows (:func:`count_request`, in the rate limiter's
 store). After a failure the worker backs off, doubling the wait with each failure in a row.
 """
