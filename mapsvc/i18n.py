@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from flask import Flask, current_app, has_request_context, request
+from flask import Flask, has_request_context, request
 from flask_babel import Babel, get_locale
 
-LANGUAGES = ("ru", "ky", "en")
+from mapsvc.settings import LANGUAGES, settings
+
 DEFAULT_LANGUAGE = "en"
 COOKIE = "lang"
 TRANSLATIONS = Path(__file__).resolve().parent / "translations"
@@ -20,9 +21,9 @@ TRANSLATIONS = Path(__file__).resolve().parent / "translations"
 def select_language() -> str:
     """Return the language asked for by ``?lang=``, then the cookie, then Accept-Language.
 
-    Outside a request (the command line) it is the configured default.
+    Outside a request (the command line) it is the configured default (``DEFAULT_LANGUAGE``).
     """
-    fallback = current_app.config.get("DEFAULT_LANGUAGE") or DEFAULT_LANGUAGE
+    fallback = settings().pages.default_language
     if not has_request_context():
         return str(fallback)
     for asked in (request.args.get("lang"), request.cookies.get(COOKIE)):

@@ -191,9 +191,14 @@ def test_other_roles_cannot_upload(client, app, role):
     assert districts(app) == []
 
 
-def test_uploads_have_their_own_size_limit_and_other_bodies_keep_theirs(advocate, app):
+@pytest.fixture
+def small_uploads(app_config):
+    """Uploads of at most 64 KB (set before the app is created: settings are read once)."""
+    app_config["UPLOAD_MAX_BYTES"] = 64 * 1024
+
+
+def test_uploads_have_their_own_size_limit_and_other_bodies_keep_theirs(small_uploads, advocate, app):
     client, token = advocate
-    app.config["UPLOAD_MAX_BYTES"] = 64 * 1024
     big = csv_rows(*[["raid", str(LAT), str(LON), _when(3), ""]] * 2000)  # about 110 KB
     assert len(big) > 64 * 1024
 

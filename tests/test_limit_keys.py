@@ -10,8 +10,9 @@ from limits import parse
 from limits.storage import storage_from_string
 
 from mapsvc import create_app
+from mapsvc.settings import key_secret
 from mapsvc.web.hooks import windows
-from mapsvc.web.hooks.limits import UNPARSEABLE, AddressKeys, key_secret, source_of
+from mapsvc.web.hooks.limits import UNPARSEABLE, AddressKeys, source_of
 from mapsvc.web.hooks.windows import ClockWindowRateLimiter, window_of
 from tests.conftest import BISHKEK, NOW
 from tests.test_shared_limits import REDIS_URL

@@ -65,33 +65,37 @@ def test_bad_tile_coordinates_are_refused_with_json(upstream, client, path):
     assert upstream.requests == []
 
 
-def test_an_unreachable_upstream_gives_a_quick_503(app_config, client, tmp_path):
-    client.application.config.update(
-        TILE_URL="http://127.0.0.1:9/{z}/{x}/{y}.png", TILE_TIMEOUT_S=1, TILE_CACHE_DIR=str(tmp_path / "none")
+@pytest.fixture
+def down_upstream(app_config, tmp_path):
+    """Tiles from an upstream that cannot be reached (nothing listens on port 9), cached in ``tmp_path/cache``."""
+    app_config.update(
+        TILE_URL="http://127.0.0.1:9/{z}/{x}/{y}.png", TILE_TIMEOUT_S=1, TILE_CACHE_DIR=str(tmp_path / "cache")
     )
     tiles.reset_upstream_state()
+    yield
+    tiles.reset_upstream_state()
 
+
+def test_an_unreachable_upstream_gives_a_quick_503(down_upstream, client):
     response = client.get("/tiles/12/2896/1507.png")
 
     assert response.status_code == 503 and response.is_json
-    tiles.reset_upstream_state()
 
 
-def test_a_cached_tile_is_served_while_the_upstream_is_down(app_config, client, tmp_path):
+def test_a_cached_tile_is_served_while_the_upstream_is_down(down_upstream, client, tmp_path):
     cached = tmp_path / "cache" / "12" / "2896" / "1507.png"
     cached.parent.mkdir(parents=True)
     cached.write_bytes(PNG)
-    client.application.config.update(
-        TILE_URL="http://127.0.0.1:9/{z}/{x}/{y}.png", TILE_CACHE_DIR=str(tmp_path / "cache")
-    )
 
     assert client.get("/tiles/12/2896/1507.png").get_data() == PNG
 
 
-def test_no_tiles_when_none_are_configured(app_config, client):
-    client.application.config["TILE_URL"] = ""
-
-    assert client.get("/tiles/12/2896/1507.png").status_code == 404
+def test_no_tiles_when_none_are_configured(app_config):
+    app = create_app({**app_config, "TILE_URL": ""})
+    try:
+        assert app.test_client().get("/tiles/12/2896/1507.png").status_code == 404
+    finally:
+        app.extensions["mapsvc.store"].dispose()
 
 
 # --- the overview: the zoom levels the cache never evicts ---------------------------------------

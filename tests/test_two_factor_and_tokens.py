@@ -25,7 +25,8 @@ def _account(app, username: str) -> Account:
 def _opened_secret(app, username: str) -> str:
     """Return the account's TOTP secret as the server opens it (it is stored sealed)."""
     account = _account(app, username)
-    return SecretBox.from_config(app.config).open(account.totp_secret, account.id)
+    box: SecretBox = app.extensions["mapsvc.totp_box"]
+    return box.open(account.totp_secret, account.id)
 
 
 def _secret(page: str) -> str:

@@ -9,11 +9,17 @@ import subprocess
 import pytest
 
 from mapsvc.config import DEFAULTS
+from mapsvc.settings import LimitSettings
 from mapsvc.web.hooks.worker_counts import PASSWORD_SETTINGS, counted_per_worker, refusal
 from tests.servers import MAPSVC, free_port
 
 REDIS = "redis://127.0.0.1:6379/0"
 PASSWORDS_OFF = dict.fromkeys(PASSWORD_SETTINGS, "")
+
+
+def limits(**config: object) -> LimitSettings:
+    """Return the limit settings of the defaults changed by ``config``, checked as at start-up."""
+    return LimitSettings.from_config({**DEFAULTS, **config})
 
 
 @pytest.mark.engines("sqlite")
@@ -46,11 +52,11 @@ def test_serve_with_several_workers_and_limits_in_memory_refuses_to_start(migrat
     ids=["one-worker", "redis", "nothing-counted"],
 )
 def test_serve_may_start_when_no_count_is_kept_apart(config, workers):
-    assert refusal({**DEFAULTS, **config}, workers) is None
+    assert refusal(limits(**config), workers) is None
 
 
 def test_every_limit_burst_hold_and_password_budget_is_named_by_default():
-    assert counted_per_worker(DEFAULTS) == [
+    assert counted_per_worker(limits()) == [
         "INTAKE_RATE_LIMIT",
         "BURST_HOLD",
         "LOGIN_RATE_LIMIT",
@@ -65,22 +71,22 @@ def test_every_limit_burst_hold_and_password_budget_is_named_by_default():
 
 def test_the_password_budgets_count_even_with_rate_limits_off():
     """They do not follow RATELIMIT_ENABLED (mapsvc.web.auth.guessing), so several workers still multiply them."""
-    assert counted_per_worker({**DEFAULTS, "RATELIMIT_ENABLED": False}) == list(PASSWORD_SETTINGS)
+    assert counted_per_worker(limits(RATELIMIT_ENABLED=False)) == list(PASSWORD_SETTINGS)
 
 
 def test_the_known_devices_budget_unset_counts_only_with_the_accounts_budget():
-    config = {**DEFAULTS, "RATELIMIT_ENABLED": False, **PASSWORDS_OFF, "LOGIN_KNOWN_DEVICE_FAILURE_LIMIT": None}
-    assert counted_per_worker(config) == []
-    with_account = {**config, "LOGIN_ACCOUNT_FAILURE_LIMIT": "10 per hour"}
+    config = {"RATELIMIT_ENABLED": False, **PASSWORDS_OFF, "LOGIN_KNOWN_DEVICE_FAILURE_LIMIT": None}
+    assert counted_per_worker(limits(**config)) == []
+    with_account = limits(**{**config, "LOGIN_ACCOUNT_FAILURE_LIMIT": "10 per hour"})
     assert counted_per_worker(with_account) == ["LOGIN_ACCOUNT_FAILURE_LIMIT", "LOGIN_KNOWN_DEVICE_FAILURE_LIMIT"]
 
 
 def test_one_worker_and_the_intake_worker_with_limits_in_memory_are_refused_by_name():
     """The intake worker is a second process: with counts in memory, each of the two would count apart."""
-    message = refusal(DEFAULTS, 1, intake=True)
+    message = refusal(limits(), 1, intake=True)
 
     assert message is not None
     assert "--workers 1 --intake-worker" in message
     assert "2 times" in message
     assert "no intake worker" in message
-    assert refusal({**DEFAULTS, "RATELIMIT_STORAGE_URI": REDIS}, 1, intake=True) is None
+    assert refusal(limits(RATELIMIT_STORAGE_URI=REDIS), 1, intake=True) is None

@@ -15,7 +15,7 @@ def png(size: int = 72) -> bytes:
 class Upstream:
     """Answers each path with its status (200 by default); records the paths and the headers sent."""
 
-    def __init__(self, body: bytes = png(), delay_s: float = 0.0) -> None:
+    def __init__(self, body: bytes = png(), delay_s: float = 0.0, port: int = 0) -> None:
         self.requests: list[str] = []
         self.headers: list[dict[str, str]] = []
         self.delay_s = delay_s
@@ -36,7 +36,7 @@ class Upstream:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)  # port 0: any free one
         self.url = f"http://127.0.0.1:{self.server.server_port}/{{z}}/{{x}}/{{y}}.png"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()

@@ -64,7 +64,7 @@ def admin_invite(role: str, days: int) -> None:
     now = settings().now()
     try:
         with get_store().writing() as session:
-            code = make_invitation(session, Role(role), days, now, None, int(current_app.config["INVITATION_MAX_DAYS"]))
+            code = make_invitation(session, Role(role), days, now, None, settings().accounts.invitation_max_days)
             record_action(session, CLI_ACTOR, "invitation_made", now, detail=f"role {role}, {days} days")
     except MapsvcError as exc:
         raise click.ClickException(exc.message) from None
@@ -92,7 +92,7 @@ def require_usable_secrets() -> None:
     """Stop with a clear message when the TOTP key is missing or wrong for the stored secrets."""
     with get_store().reader() as session:
         problem = secrets_problem(
-            session, current_app.extensions["mapsvc.totp_box"], bool(current_app.config["REQUIRE_STAFF_TOTP"])
+            session, current_app.extensions["mapsvc.totp_box"], settings().accounts.require_staff_totp
         )
     if problem:
         raise click.ClickException(problem)

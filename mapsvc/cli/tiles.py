@@ -15,13 +15,13 @@ import time
 from collections.abc import Iterator
 
 import click
-from flask import current_app
 from flask.cli import with_appcontext
 from flask_limiter import RateLimitExceeded
 
 from mapsvc.core.errors import NotFound
-from mapsvc.core.tilegrid import tiles_meeting
-from mapsvc.services.tiles import TileUnavailable, TileView, count_request, fetch_upstream, fresh, tile_cache, tile_view
+from mapsvc.core.tilegrid import TileView, tiles_meeting
+from mapsvc.services.tiles import TileUnavailable, count_request, fetch_upstream, fresh, tile_cache, tile_view
+from mapsvc.settings import settings
 
 tiles_group = click.Group("tiles", help="The map tiles' cache.")
 
@@ -42,7 +42,7 @@ def overview(view: TileView) -> Iterator[tuple[int, int, int]]:
 @with_appcontext
 def tiles_seed(pause: float) -> None:
     """Fetch the overview's tiles that are not cached (or are stale), one at a time."""
-    if not current_app.config.get("TILE_URL"):
+    if not settings().tiles.url:
         raise click.ClickException("TILE_URL is empty: this service shows no map tiles")
     view = tile_view()
     cache, fetched, missing = tile_cache(view), 0, 0
@@ -52,7 +52,7 @@ def tiles_seed(pause: float) -> None:
                 kept = cache.read(z, x, y)
                 if kept is not None and fresh(kept.fetched):
                     continue
-                count_request(str(current_app.config["TILE_OVERVIEW_RATE_LIMIT"]), "tile-overview-upstream", "everyone")
+                count_request(settings().limits.tile_overview_rate_limit, "tile-overview-upstream", "everyone")
                 cache.store(z, x, y, fetch_upstream(z, x, y))
             fetched += 1
         except NotFound:

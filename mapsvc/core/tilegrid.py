@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 
 #: The latitude at which the Web Mercator square ends, in degrees.
 MERCATOR_LAT = math.degrees(math.atan(math.sinh(math.pi)))
@@ -22,6 +23,15 @@ SLACK_DEG = 1e-9
 
 #: (west, south, east, north) in degrees.
 Box = tuple[float, float, float, float]
+
+#: Deepest zoom level a tile provider numbers (a z beyond is not a tile at all).
+DEEPEST_ZOOM = 24
+
+#: The tile cache's prune leaves at most this share of its bound (mapsvc.services.tilecache).
+LOW_WATER = 0.9
+
+#: A generous size of one overview tile, in bytes (OpenStreetMap's city tiles are mostly 10-40 KB).
+OVERVIEW_TILE_BYTES = 64 * 1024
 
 
 def tile_box(z: int, x: int, y: int) -> Box:
@@ -147,3 +157,17 @@ def overview_depth(box: Box, min_zoom: int, max_zoom: int, max_tiles: int) -> in
         if total > max_tiles:
             return z - 1
     return max_zoom
+
+
+@dataclass(frozen=True)
+class TileView:
+    """What the map may show with tiles: the box (west, south, east, north), the zoom levels, the overview's."""
+
+    box: Box
+    min_zoom: int
+    max_zoom: int
+    overview_max_zoom: int = -1
+
+    def overview_tiles(self) -> int:
+        """Return how many tiles the overview holds."""
+        return sum(tile_count(z, self.box) for z in range(self.min_zoom, self.overview_max_zoom + 1))

@@ -8,6 +8,7 @@ from flask.cli import with_appcontext
 
 from mapsvc.cli.accounts import require_usable_secrets
 from mapsvc.cli.maintenance import require_current_schema
+from mapsvc.settings import settings
 from mapsvc.store import get_store
 from mapsvc.store.db import POOL_OVERFLOW, POOL_SIZE
 from mapsvc.web.hooks import worker_counts
@@ -41,8 +42,9 @@ def serve(host: str, port: int, workers: int, threads: int, write_threads: int, 
     Several workers need limit storage they share (RATELIMIT_STORAGE_URI): with "memory://"
     each would count apart, and serve refuses to start. The intake worker is one more.
     """
-    intake = not worker_counts.counted_per_worker(current_app.config) if intake_worker is None else intake_worker
-    refused = worker_counts.refusal(current_app.config, workers, intake)
+    limits = settings().limits
+    intake = not worker_counts.counted_per_worker(limits) if intake_worker is None else intake_worker
+    refused = worker_counts.refusal(limits, workers, intake)
     if refused is not None:
         raise click.ClickException(refused)
     require_current_schema()

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from flask import current_app
-
 from mapsvc.core.decay import floor_to_bucket
+from mapsvc.settings import settings
 
 
 def quantum_s() -> int:
     """Return the rounding of "now" for cached reads, in seconds (0: reads are not cached)."""
-    return int(current_app.config["READ_CACHE_S"])
+    return settings().read_cache.quantum_s
 
 
 def rounded_now(now: datetime) -> datetime:

@@ -11,10 +11,9 @@ import math
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from flask import Flask, current_app
 from flask_babel import gettext as _
 
 from mapsvc.core.danger import DangerEvent, StreetRisk, street_risk
@@ -25,6 +24,7 @@ from mapsvc.core.streets import StreetNetwork
 from mapsvc.services import parse
 from mapsvc.services.moments import rounded_now
 from mapsvc.services.osm import MODES
+from mapsvc.settings import RouteSettings as RouteSettings  # the planner's settings, from where they are checked
 from mapsvc.settings import Settings, settings
 from mapsvc.store import get_store
 from mapsvc.store.events import LayerQuery, layer_events, oldest_readable
@@ -34,53 +34,9 @@ from mapsvc.store.roads import NetworkInfo, load_network
 EVENT_LIMIT = 20_000
 
 
-@dataclass(frozen=True)
-class RouteSettings:
-    """The route planning configuration, checked once at start-up."""
-
-    alpha: float
-    alpha_max: float
-    weights: Mapping[str, float]
-    threshold: float
-    speeds_kmh: Mapping[str, float]
-    max_snap_m: float
-    max_ahead: timedelta
-
-    @classmethod
-    def from_config(cls, config: Mapping[str, Any]) -> RouteSettings:
-        """Build and check the settings; raise ValueError naming the bad one."""
-        weights = {str(k): float(v) for k, v in dict(config["ROUTE_CATEGORY_WEIGHTS"]).items()}
-        if any(not 0 <= w <= 1 for w in weights.values()):
-            raise ValueError("ROUTE_CATEGORY_WEIGHTS must lie between 0 and 1")
-        made = cls(
-            alpha=float(config["ROUTE_ALPHA"]),
-            alpha_max=float(config["ROUTE_ALPHA_MAX"]),
-            weights=weights,
-            threshold=float(config["ROUTE_DANGER_THRESHOLD"]),
-            speeds_kmh={"walk": float(config["ROUTE_WALK_SPEED_KMH"]), "drive": float(config["ROUTE_DRIVE_SPEED_KMH"])},
-            max_snap_m=float(config["ROUTE_MAX_SNAP_M"]),
-            max_ahead=timedelta(hours=float(config["ROUTE_MAX_AHEAD_HOURS"])),
-        )
-        if not 0 <= made.alpha <= made.alpha_max:
-            raise ValueError("ROUTE_ALPHA must lie between 0 and ROUTE_ALPHA_MAX")
-        if made.threshold <= 0 or min(made.speeds_kmh.values()) <= 0 or made.max_snap_m <= 0:
-            raise ValueError("ROUTE_DANGER_THRESHOLD, the ROUTE_*_SPEED_KMH and ROUTE_MAX_SNAP_M must be positive")
-        return made
-
-    def speed_m_s(self, mode: str) -> float:
-        """Return the travel speed of ``mode`` in metres per second."""
-        return self.speeds_kmh[mode] / 3.6
-
-
-def init_app(app: Flask) -> None:
-    """Check the route planning configuration and keep it on the app."""
-    app.extensions["mapsvc.routes"] = RouteSettings.from_config(app.config)
-
-
 def route_settings() -> RouteSettings:
-    """Return the current app's route planning settings."""
-    value: RouteSettings = current_app.extensions["mapsvc.routes"]
-    return value
+    """Return the current app's route planning settings (``settings().routes``)."""
+    return settings().routes
 
 
 @dataclass(frozen=True)

@@ -38,10 +38,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-DAY_S = 86400
+from mapsvc.core.tilegrid import LOW_WATER  # a prune leaves at most this share of the bound: prunes are rare
 
-#: A prune leaves at most this share of the bound, so that prunes are rare.
-LOW_WATER = 0.9
+DAY_S = 86400
 
 #: A temporary file this old was left by a worker that died while writing it.
 ABANDONED_S = 3600

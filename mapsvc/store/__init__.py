@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from flask import Flask, current_app
 
+from mapsvc.settings import Settings
 from mapsvc.store.db import Store
 
 
 def init_app(app: Flask) -> None:
     """Open the app's database (the schema comes only from migrations: ``mapsvc db upgrade``)."""
-    app.extensions["mapsvc.store"] = Store(app.config["DATABASE_URL"], app.config["SQLITE_SYNCHRONOUS"])
+    made: Settings = app.extensions["mapsvc.settings"]
+    database = made.database
+    app.extensions["mapsvc.store"] = Store(database.url, database.sqlite_synchronous)
 
 
 def get_store() -> Store:

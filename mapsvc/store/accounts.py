@@ -25,11 +25,11 @@ from sqlalchemy.orm import Session
 
 from mapsvc.core.errors import InvalidInput, NotFound
 from mapsvc.core.roles import CAPABILITIES, STAFF_ROLES, Role
+from mapsvc.settings import PASSWORD_MAX_LENGTH
 from mapsvc.store.db import affected_rows
 from mapsvc.store.models import Account, ApiToken, Invitation, LoginSession
 
 USERNAME = re.compile(r"^\w[\w.-]{2,39}$")
-PASSWORD_MAX_LENGTH = 256
 #: Fewer different characters than this is a pattern, not a password ("aaaa...", "abab...").
 PASSWORD_MIN_DISTINCT = 6
 

@@ -17,6 +17,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError, ProgrammingError, S
 from sqlalchemy.orm import Session, sessionmaker
 
 from mapsvc.core.errors import MapsvcError
+from mapsvc.settings import SQLITE_SYNCHRONOUS_LEVELS
 from mapsvc.store.models import StoreVersion
 from mapsvc.store.writers import NoLockFile, WritersBusy, WriterTurns
 
@@ -29,11 +30,6 @@ POOL_SIZE = 10
 POOL_OVERFLOW = 10
 CHECKPOINT_WAIT_MS = 2000
 
-#: ``PRAGMA synchronous`` levels a SQLite store may run with (``SQLITE_SYNCHRONOUS``). In WAL mode,
-#: FULL syncs the log at every commit, so a committed (acknowledged) report survives a power cut;
-#: NORMAL syncs it only at checkpoints, so the last commits before a power cut can be lost (never
-#: to a process crash). EXTRA differs from FULL only in rollback-journal mode, so it is not offered.
-SQLITE_SYNCHRONOUS_LEVELS = ("FULL", "NORMAL")
 
 #: Set in a SQLite connection's info while its transaction has deleted rows.
 _DELETED = "mapsvc_deleted_rows"
@@ -84,7 +80,7 @@ def make_engine(url: str, sqlite_synchronous: str = "FULL") -> Engine:
 
     Bound parameters are hidden from error messages: they hold published coordinates and
     report text, which have no place in a log. ``sqlite_synchronous`` is SQLite's
-    ``PRAGMA synchronous`` level, one of :data:`SQLITE_SYNCHRONOUS_LEVELS`.
+    ``PRAGMA synchronous`` level, one of :data:`mapsvc.settings.SQLITE_SYNCHRONOUS_LEVELS`.
     """
     kwargs: dict[str, Any] = {"hide_parameters": True}
     if url.startswith("sqlite"):

@@ -21,7 +21,6 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 import pyotp
 from cryptography.exceptions import InvalidTag
@@ -56,33 +55,15 @@ def _unavailable(reason: str) -> TotpUnavailable:
     return TotpUnavailable(_("two-factor sign-in is unavailable on this server; tell an admin"), "code")
 
 
-def parse_key(value: object, name: str = "TOTP_ENCRYPTION_KEY") -> bytes:
-    """Return the 32 bytes of a key given as URL-safe base64, or raise ValueError naming the setting."""
-    try:
-        key = base64.urlsafe_b64decode(str(value).encode("ascii"))
-    except (binascii.Error, UnicodeEncodeError, ValueError):
-        key = b""
-    if len(key) != 32:
-        raise ValueError(f"{name} must be 32 random bytes in URL-safe base64 (44 characters); see docs/accounts.md")
-    return key
-
-
 @dataclass(frozen=True)
 class SecretBox:
-    """Seals TOTP secrets with the first key and opens them with any key, each bound to one account."""
+    """Seals TOTP secrets with the first key and opens them with any key, each bound to one account.
+
+    The keys are ``TOTP_ENCRYPTION_KEY`` and then ``TOTP_ENCRYPTION_OLD_KEYS``, checked and decoded
+    at start-up (``settings().accounts.totp_keys``).
+    """
 
     keys: tuple[bytes, ...]
-
-    @classmethod
-    def from_config(cls, config: Any) -> SecretBox | None:
-        """Return the box of ``TOTP_ENCRYPTION_KEY`` (and older keys), or None when no key is set."""
-        current = config.get("TOTP_ENCRYPTION_KEY")
-        if not current:
-            return None
-        old = config.get("TOTP_ENCRYPTION_OLD_KEYS") or []
-        if isinstance(old, str) or not isinstance(old, list | tuple):
-            raise ValueError("TOTP_ENCRYPTION_OLD_KEYS must be a list of keys")
-        return cls((parse_key(current), *(parse_key(k, "TOTP_ENCRYPTION_OLD_KEYS") for k in old)))
 
     @staticmethod
     def _bound_to(account_id: int) -> bytes:

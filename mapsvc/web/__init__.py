@@ -15,7 +15,7 @@ from flask import Flask
 
 def init_app(app: Flask) -> None:
     """Register every feature's blueprints, then the hooks that run around each request."""
-    from mapsvc.services import names, planning, tiles
+    from mapsvc.services import names
     from mapsvc.web import admin, advocacy, auth, moderation, ogc, planner
     from mapsvc.web import map as public_map
     from mapsvc.web.auth import cookies, guessing
@@ -33,8 +33,6 @@ def init_app(app: Flask) -> None:
     app.before_request(inputs.refuse_unstorable_parameters)
     errors.init_app(app)
     readcache.init_app(app)
-    tiles.init_app(app)
     names.init_app(app)
     delivery.init_app(app)
     holds.init_app(app)
-    planning.init_app(app)

@@ -213,20 +213,25 @@ def closed_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def test_one_connection_error_switches_tiles_off_for_seconds_not_a_minute(tile_client, upstream, monkeypatch):
+def test_one_connection_error_switches_tiles_off_for_seconds_not_a_minute(tile_config, monkeypatch):
     clock = Clock()
     monkeypatch.setattr(tiles, "time", clock)
-    config = tile_client.application.config
-    config["TILE_URL"] = f"http://127.0.0.1:{closed_port()}/{{z}}/{{x}}/{{y}}.png"
+    port = closed_port()
+    app = create_app({**tile_config, "TILE_URL": f"http://127.0.0.1:{port}/{{z}}/{{x}}/{{y}}.png"})
+    client = app.test_client()
     z, x, y = tile_at(15, *BISHKEK)
 
-    assert tile_client.get(url(z, x, y)).status_code == 503
-    config["TILE_URL"] = upstream.url  # the upstream is back
-    assert tile_client.get(url(z, x + 1, y)).status_code == 503  # still backing off
-    clock.ahead = 5.0
+    assert client.get(url(z, x, y)).status_code == 503
+    back = Upstream(port=port)  # the upstream is back, at the address the settings name
+    try:
+        assert client.get(url(z, x + 1, y)).status_code == 503  # still backing off
+        clock.ahead = 5.0
 
-    assert tile_client.get(url(z, x + 1, y)).status_code == 200
-    assert upstream.requests == [upstream_path(z, x + 1, y)]
+        assert client.get(url(z, x + 1, y)).status_code == 200
+        assert back.requests == [upstream_path(z, x + 1, y)]
+    finally:
+        back.close()
+        app.extensions["mapsvc.store"].dispose()
 
 
 # --- tiles: misses are rate-limited --------------------------------------------------------------

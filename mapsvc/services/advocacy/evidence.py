@@ -10,8 +10,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from flask import current_app
-
 from mapsvc.core.counts import (
     CountAtom,
     Month,
@@ -73,7 +71,7 @@ class Question:
 
 def atom_resolution(s: Settings) -> int:
     """Return the resolution of count atoms: ``ADVOCACY_RESOLUTION``, never finer than the heat cells."""
-    return min(int(current_app.config["ADVOCACY_RESOLUTION"]), s.heat_resolution)
+    return min(s.advocacy_resolution, s.heat_resolution)
 
 
 def _month(values: Mapping[str, str], name: str, default: Month) -> Month:

@@ -6,7 +6,7 @@ fresh sign-in (:mod:`mapsvc.web.auth.reauth`); withdrawing an invitation or revo
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, redirect, render_template, request, url_for
+from flask import Blueprint, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from werkzeug.wrappers import Response
 
@@ -53,7 +53,7 @@ def _invitations_page(code: str | None = None, error: MapsvcError | None = None,
         "roles": ACCOUNT_ROLES,
         "code": code,
         "now": settings().now(),
-        "max_days": int(current_app.config["INVITATION_MAX_DAYS"]),
+        "max_days": settings().accounts.invitation_max_days,
         "error": error,
     }
     return render_template("admin/invitations.html", **context), (error.status if error else status)
@@ -69,7 +69,8 @@ def invitations() -> Page:
 @fresh_sign_in("admin.invitations")
 def invitation_create() -> Page:
     """Make an invitation for one role, valid for some days; its code is shown once."""
-    now, max_days = settings().now(), int(current_app.config["INVITATION_MAX_DAYS"])
+    s = settings()
+    now, max_days = s.now(), s.accounts.invitation_max_days
     try:
         role = parse_role(request.form.get("role"))
         days = parse.integer(request.form.get("days"), "days", 7, 1, max_days)

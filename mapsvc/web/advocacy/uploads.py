@@ -11,7 +11,8 @@ import io
 from typing import IO
 
 from flask import Request as FlaskRequest
-from flask import current_app
+
+from mapsvc.settings import settings
 
 #: The endpoints that take a file, and so the larger limit.
 UPLOAD_ENDPOINTS = frozenset({"advocacy.data_districts", "advocacy.data_reports"})
@@ -24,7 +25,7 @@ class Request(FlaskRequest):
     def max_content_length(self) -> int | None:
         """Return the body limit: ``UPLOAD_MAX_BYTES`` for an upload endpoint, else the app's."""
         if self._max_content_length is None and self.endpoint in UPLOAD_ENDPOINTS:
-            return int(current_app.config["UPLOAD_MAX_BYTES"])
+            return settings().http.upload_max_bytes
         return super().max_content_length
 
     @max_content_length.setter

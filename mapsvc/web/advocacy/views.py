@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, BinaryIO, cast
 
-from flask import Blueprint, Response, current_app, render_template, request, url_for
+from flask import Blueprint, Response, render_template, request, url_for
 from flask_babel import gettext as _
 
 from mapsvc.core.charts import FORMATS
@@ -146,7 +146,7 @@ def _data_page(status: int = 200, keep_form: bool = True, **outcome: Any) -> tup
         districts=districts,
         categories=list(settings().policies),
         perpetrators=PERPETRATORS,
-        max_mb=current_app.config["UPLOAD_MAX_BYTES"] // (1024 * 1024),
+        max_mb=settings().http.upload_max_bytes // (1024 * 1024),
         districts_form=sent if request.endpoint == "advocacy.data_districts" else {},
         form=sent if request.endpoint == "advocacy.data_reports" else {},
         **outcome,

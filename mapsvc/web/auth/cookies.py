@@ -16,7 +16,7 @@ import hmac
 from datetime import timedelta
 from urllib.parse import urlsplit
 
-from flask import Flask, current_app, g, request
+from flask import Flask, g, request
 from flask_babel import gettext as _
 from werkzeug.wrappers import Response
 
@@ -37,14 +37,13 @@ PLAIN_COOKIE = "mapsvc_session"
 
 def session_lifetime(pending: bool = False) -> timedelta:
     """Return how long a full (or a password-only, waiting) login session lasts."""
-    if pending:
-        return timedelta(minutes=float(current_app.config["LOGIN_PENDING_MINUTES"]))
-    return timedelta(hours=float(current_app.config["LOGIN_SESSION_HOURS"]))
+    accounts = settings().accounts
+    return accounts.pending_lifetime if pending else accounts.session_lifetime
 
 
 def cookie_name() -> str:
     """Return the session cookie's name: ``__Host-`` prefixed when it is Secure."""
-    return SECURE_COOKIE if current_app.config["SESSION_COOKIE_SECURE"] else PLAIN_COOKIE
+    return SECURE_COOKIE if settings().accounts.secure_cookies else PLAIN_COOKIE
 
 
 def set_login_cookie(response: Response, token: str, lifetime: timedelta) -> Response:
@@ -54,7 +53,7 @@ def set_login_cookie(response: Response, token: str, lifetime: timedelta) -> Res
         token,
         max_age=int(lifetime.total_seconds()),
         path="/",
-        secure=bool(current_app.config["SESSION_COOKIE_SECURE"]),
+        secure=settings().accounts.secure_cookies,
         httponly=True,
         samesite="Lax",
     )
@@ -64,7 +63,7 @@ def set_login_cookie(response: Response, token: str, lifetime: timedelta) -> Res
 def clear_login_cookie(response: Response) -> Response:
     """Remove the session cookie from the browser."""
     response.delete_cookie(
-        cookie_name(), path="/", secure=bool(current_app.config["SESSION_COOKIE_SECURE"]), httponly=True, samesite="Lax"
+        cookie_name(), path="/", secure=settings().accounts.secure_cookies, httponly=True, samesite="Lax"
     )
     return response
 
@@ -149,8 +148,9 @@ def require_same_origin() -> None:
 
 
 def init_app(app: Flask) -> None:
-    """Read the TOTP key (a malformed one stops start-up); register the identity and CSRF hooks and helpers."""
-    app.extensions["mapsvc.totp_box"] = SecretBox.from_config(app.config)
+    """Make the TOTP secrets' box (keys checked at start-up); register the identity and CSRF hooks and helpers."""
+    keys = app.extensions["mapsvc.settings"].accounts.totp_keys
+    app.extensions["mapsvc.totp_box"] = SecretBox(keys) if keys else None
     app.before_request(load_identity)
     app.after_request(forget_stale_cookie)
     app.jinja_env.globals["csrf_token"] = csrf_token

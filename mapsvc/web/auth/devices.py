@@ -26,16 +26,13 @@ import hashlib
 import hmac
 import re
 import secrets
-from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
 
 from flask import Flask, current_app, request
 from werkzeug.wrappers import Response
 
 from mapsvc.settings import settings
 from mapsvc.store.models import Account
-from mapsvc.web.hooks.limits import key_secret
 
 #: The cookie's names, Secure or not: nothing in them says what service, device or account it is for.
 SECURE_COOKIE = "__Secure-pref"
@@ -44,8 +41,6 @@ PLAIN_COOKIE = "pref"
 COOKIE_PATH = "/login"
 #: Entries kept per browser, the newest first.
 MAX_ENTRIES = 5
-#: The longest ``DEVICE_COOKIE_DAYS``: browsers keep no cookie longer than 400 days.
-MAX_DAYS = 400
 _PART_BYTES = 16
 _NONCE_CHARS = 22
 _DAY_DIGITS = 6
@@ -100,7 +95,7 @@ class DeviceKeys:
 
 def cookie_name() -> str:
     """Return the cookie's name: ``__Secure-`` prefixed when it is Secure."""
-    return SECURE_COOKIE if current_app.config["SESSION_COOKIE_SECURE"] else PLAIN_COOKIE
+    return SECURE_COOKIE if settings().accounts.secure_cookies else PLAIN_COOKIE
 
 
 def _keys() -> DeviceKeys:
@@ -128,7 +123,7 @@ def known_device(username: str, account: Account | None) -> str | None:
 
 
 def _set(response: Response, value: str, max_age: int) -> Response:
-    secure = bool(current_app.config["SESSION_COOKIE_SECURE"])
+    secure = settings().accounts.secure_cookies
     response.set_cookie(
         cookie_name(), value, max_age=max_age, path=COOKIE_PATH, secure=secure, httponly=True, samesite="Strict"
     )
@@ -151,20 +146,12 @@ def remember_device(response: Response, account: Account) -> Response:
 
 def forget_device(response: Response) -> Response:
     """Delete this browser's device cookie (every account's entry in it)."""
-    secure = bool(current_app.config["SESSION_COOKIE_SECURE"])
+    secure = settings().accounts.secure_cookies
     response.delete_cookie(cookie_name(), path=COOKIE_PATH, secure=secure, httponly=True, samesite="Strict")
     return response
 
 
-def cookie_days(config: Mapping[str, Any]) -> int:
-    """Return ``DEVICE_COOKIE_DAYS``, or raise ValueError naming it (else every right password would be a 500)."""
-    days = config.get("DEVICE_COOKIE_DAYS")
-    if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= MAX_DAYS:
-        raise ValueError(f"DEVICE_COOKIE_DAYS must be a whole number of days from 1 to {MAX_DAYS}, not {days!r}")
-    return days
-
-
 def init_app(app: Flask) -> None:
-    """Check ``DEVICE_COOKIE_DAYS``; make the key: ``DEVICE_COOKIE_SECRET``, or random for this process's life."""
-    days = cookie_days(app.config)
-    app.extensions["mapsvc.device_keys"] = DeviceKeys(key_secret(app.config, "DEVICE_COOKIE_SECRET"), days)
+    """Make the entries' key: ``DEVICE_COOKIE_SECRET``, or random for this process's life (made at start-up)."""
+    accounts = app.extensions["mapsvc.settings"].accounts
+    app.extensions["mapsvc.device_keys"] = DeviceKeys(accounts.device_cookie_secret, accounts.device_cookie_days)

@@ -31,15 +31,15 @@ answers and their timing tell nothing of which names exist, nor whether a budget
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
 from flask import Flask, current_app
 from limits import RateLimitItem, parse_many
 from limits.storage import storage_from_string
 
 from mapsvc.core.errors import InvalidInput
+from mapsvc.settings import LimitSettings
 from mapsvc.store.accounts import normal_username
 from mapsvc.store.models import Account
 from mapsvc.web.auth import devices
@@ -100,17 +100,16 @@ class Attempt:
     counted: list[Count] = field(default_factory=list)
 
 
-def _items(config: Mapping[str, Any], setting: str) -> list[RateLimitItem] | None:
-    """Return the windows of a setting, or None where it is "" (off)."""
-    limit = config.get(setting)
-    return parse_many(str(limit)) if limit else None
+def _items(limit: str | None) -> list[RateLimitItem] | None:
+    """Return the windows of a limit, or None where it is "" (off)."""
+    return parse_many(limit) if limit else None
 
 
-def _known_devices_items(config: Mapping[str, Any]) -> list[RateLimitItem] | None:
+def _known_devices_items(limits: LimitSettings) -> list[RateLimitItem] | None:
     """Return ``LOGIN_KNOWN_DEVICE_FAILURE_LIMIT``'s windows; unset, ``LOGIN_ACCOUNT_FAILURE_LIMIT``'s times three."""
-    if config.get("LOGIN_KNOWN_DEVICE_FAILURE_LIMIT") is not None:
-        return _items(config, "LOGIN_KNOWN_DEVICE_FAILURE_LIMIT")
-    per_account = _items(config, "LOGIN_ACCOUNT_FAILURE_LIMIT") or []
+    if limits.login_known_device_failure_limit is not None:
+        return _items(limits.login_known_device_failure_limit)
+    per_account = _items(limits.login_account_failure_limit) or []
     tripled = [type(item)(item.amount * KNOWN_DEVICES_TIMES, item.multiples, item.namespace) for item in per_account]
     return tripled or None
 
@@ -118,18 +117,18 @@ def _known_devices_items(config: Mapping[str, Any]) -> list[RateLimitItem] | Non
 class PasswordGuesses:
     """The budgets of wrong passwords, in the rate limiter's store (None where a setting is "")."""
 
-    def __init__(self, config: Mapping[str, Any]) -> None:
-        self.limiter = ClockWindowRateLimiter(storage_from_string(config.get("RATELIMIT_STORAGE_URI", "memory://")))
-        prefix = config.get("RATELIMIT_KEY_PREFIX") or ""
+    def __init__(self, limits: LimitSettings) -> None:
+        self.limiter = ClockWindowRateLimiter(storage_from_string(limits.storage_uri))
+        prefix = limits.key_prefix
 
         def budget(name: str, items: list[RateLimitItem] | None) -> Budget | None:
             return Budget(name, items, self.limiter, prefix) if items else None
 
-        self.per_source = budget("password", _items(config, "LOGIN_FAILURE_LIMIT"))
-        self.per_device = budget("password-device", _items(config, "LOGIN_FAILURE_LIMIT"))
-        self.per_known_devices = budget("password-known-devices", _known_devices_items(config))
-        self.per_account = budget("password-account", _items(config, "LOGIN_ACCOUNT_FAILURE_LIMIT"))
-        self.per_confirm = budget("password-confirm", _items(config, "CONFIRM_FAILURE_LIMIT"))
+        self.per_source = budget("password", _items(limits.login_failure_limit))
+        self.per_device = budget("password-device", _items(limits.login_failure_limit))
+        self.per_known_devices = budget("password-known-devices", _known_devices_items(limits))
+        self.per_account = budget("password-account", _items(limits.login_account_failure_limit))
+        self.per_confirm = budget("password-confirm", _items(limits.confirm_failure_limit))
 
     def take(self, attempt: Attempt, budget: Budget | None, key: str, forget_when_right: bool = False) -> bool:
         """Count ``attempt`` under ``key`` in ``budget`` too; return whether it had room (one that is off has)."""
@@ -167,7 +166,7 @@ class PasswordGuesses:
 
 def init_app(app: Flask) -> None:
     """Make the app's budgets of wrong passwords and the key of its device cookies."""
-    app.extensions["mapsvc.password_guesses"] = PasswordGuesses(app.config)
+    app.extensions["mapsvc.password_guesses"] = PasswordGuesses(app.extensions["mapsvc.settings"].limits)
     devices.init_app(app)
 
 

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from functools import wraps
 from typing import Any, TypeVar
 
-from flask import Blueprint, current_app, g, redirect, render_template, request, url_for
+from flask import Blueprint, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from werkzeug.wrappers import Response
 
@@ -39,7 +39,7 @@ View = TypeVar("View", bound=Callable[..., Any])
 
 def fresh_until(now: datetime) -> datetime:
     """Return until when a sign-in (or a confirmation) made ``now`` counts as fresh."""
-    return now + timedelta(minutes=float(current_app.config["REAUTH_MINUTES"]))
+    return now + settings().accounts.reauth
 
 
 def is_fresh() -> bool:

@@ -19,6 +19,8 @@ from typing import Any
 
 from flask import Flask, Response, current_app, g, request
 
+from mapsvc.settings import settings
+
 #: Media types worth compressing; images and tiles are compressed already.
 COMPRESSIBLE = {
     "text/html",
@@ -70,7 +72,7 @@ def security_headers(response: Response) -> Response:
     headers["Permissions-Policy"] = PERMISSIONS
     headers["Cross-Origin-Opener-Policy"] = "same-origin"
     headers["Cross-Origin-Resource-Policy"] = "same-origin"
-    max_age = int(current_app.config["HSTS_MAX_AGE_S"])
+    max_age = settings().http.hsts_max_age_s
     if request.is_secure and max_age > 0:
         # Only over https: browsers ignore it over http, and a plain-http test server must stay usable.
         headers["Strict-Transport-Security"] = f"max-age={max_age}"

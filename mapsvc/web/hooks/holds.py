@@ -37,10 +37,9 @@ class BurstHold:
 
 def init_app(app: Flask) -> None:
     """Make the app's burst hold, unless rate limiting or ``BURST_HOLD`` is turned off."""
-    limit = app.config.get("BURST_HOLD")
-    if limit and app.config.get("RATELIMIT_ENABLED", True):
-        storage = app.config.get("RATELIMIT_STORAGE_URI", "memory://")
-        app.extensions["mapsvc.burst_hold"] = BurstHold(limit, storage, app.config.get("RATELIMIT_KEY_PREFIX", ""))
+    limits = app.extensions["mapsvc.settings"].limits
+    if limits.burst_hold and limits.enabled:
+        app.extensions["mapsvc.burst_hold"] = BurstHold(limits.burst_hold, limits.storage_uri, limits.key_prefix)
 
 
 def is_burst() -> bool:

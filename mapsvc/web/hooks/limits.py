@@ -4,10 +4,11 @@ The key is ``HMAC(day's salt, address)`` and the day's salt is ``HMAC(secret, da
 client counts by its /64, the block a subscriber is given (:func:`source_of`). The secret
 is made at random when the app is created (``mapsvc serve`` creates it before gunicorn forks its
 workers, so they all share it) or, for several hosts sharing one Redis, read from
-``LIMIT_KEY_SECRET``. It is kept in this process's memory only: neither the secret nor a salt is
-ever written to the limiter's store, the database or the logs, so a seized Redis holds keys that
-cannot be turned back into addresses by trying all of them, and keys of different days cannot be
-linked. A memory image of the running server does hold the secret (see docs/accounts.md, "Rate limits").
+``LIMIT_KEY_SECRET`` (both by :mod:`mapsvc.settings`). It is kept in this process's memory only:
+neither the secret nor a salt is ever written to the limiter's store, the database or the logs,
+so a seized Redis holds keys that cannot be turned back into addresses by trying all of them, and
+keys of different days cannot be linked. A memory image of the running server does hold the
+secret (see docs/accounts.md, "Rate limits").
 
 Behind a reverse proxy, ``TRUSTED_PROXIES`` (the number of proxies in front) makes the address
 the one the nearest proxy saw, read from ``X-Forwarded-For`` (werkzeug's ProxyFix); nothing else
@@ -21,11 +22,8 @@ import hmac
 import ipaddress
 import logging
 import math
-import secrets
 import time
-from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
 
 from flask import Flask, current_app, request
 from flask_limiter import Limiter, RateLimitExceeded
@@ -33,6 +31,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.wrappers import Response
 
 from mapsvc.core.roles import Role
+from mapsvc.settings import Settings
 from mapsvc.web.auth.identity import current_identity
 from mapsvc.web.hooks import batched_windows, memory_limits, windows
 from mapsvc.web.hooks.errors import handle_http_error
@@ -58,8 +57,6 @@ READ_ENDPOINTS = (
 #: The read limit's scope: counted in each worker and settled with Redis in batches (:mod:`.batched_windows`).
 READ_SCOPE = "read"
 
-#: Shortest ``LIMIT_KEY_SECRET`` accepted, in characters.
-SECRET_MIN_LENGTH = 32
 #: The one source that every client address that is no IP address counts as.
 UNPARSEABLE = "unparseable"
 #: IPv6 blocks whose last 32 bits are an IPv4 address: NAT64's well-known prefix (RFC 6052),
@@ -87,16 +84,6 @@ class AddressKeys:
     def key(self, address: str, day: str) -> str:
         """Return the key of ``address`` on ``day`` (UTC, ``YYYY-MM-DD``)."""
         return hmac.new(self._salt_of(day), address.encode(), hashlib.sha256).hexdigest()[:32]
-
-
-def key_secret(config: Mapping[str, Any], name: str = "LIMIT_KEY_SECRET") -> bytes:
-    """Return the secret setting ``name`` if set (hosts sharing one Redis), else a new random secret."""
-    configured = config.get(name)
-    if configured is None or configured == "":
-        return secrets.token_bytes(32)
-    if not isinstance(configured, str) or len(configured) < SECRET_MIN_LENGTH:
-        raise ValueError(f"{name} must be a string of at least {SECRET_MIN_LENGTH} characters")
-    return configured.encode()
 
 
 def _address_text(text: str) -> str:
@@ -173,11 +160,8 @@ def shared_key(scope: str) -> str:
     return keys.key(f"*\n{scope}", day)
 
 
-def trust_proxies(app: Flask) -> None:
-    """Take the client address from ``X-Forwarded-For`` as set by ``TRUSTED_PROXIES`` proxies, if any."""
-    hops = app.config.get("TRUSTED_PROXIES") or 0
-    if isinstance(hops, bool) or not isinstance(hops, int) or hops < 0:
-        raise ValueError("TRUSTED_PROXIES must be a whole number of proxies, 0 or more")
+def trust_proxies(app: Flask, hops: int) -> None:
+    """Take the client address from ``X-Forwarded-For`` as set by ``hops`` proxies (``TRUSTED_PROXIES``), if any."""
     if hops:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=0, x_host=0, x_port=0, x_prefix=0)  # type: ignore[method-assign]
 
@@ -212,11 +196,12 @@ def init_app(app: Flask) -> None:
     strategy is not a setting: every other one keeps a time per request or per source. The read
     limit is counted in each worker and settled with Redis in batches; the others one hit at a time.
     """
+    made: Settings = app.extensions["mapsvc.settings"]
     app.config.setdefault("RATELIMIT_HEADERS_ENABLED", False)
     app.register_error_handler(RateLimitExceeded, too_many_requests)
-    trust_proxies(app)
-    app.extensions["mapsvc.address_keys"] = AddressKeys(key_secret(app.config))
-    uri = app.config["RATELIMIT_STORAGE_URI"]
+    trust_proxies(app, made.http.trusted_proxies)
+    app.extensions["mapsvc.address_keys"] = AddressKeys(made.limits.key_secret)
+    uri = made.limits.storage_uri
     limiter = Limiter(key_func=client_key, storage_uri=uri, strategy=batched_windows.STRATEGY)
     limiter.init_app(app)
     batched_windows.count_in_each_worker(limiter, READ_SCOPE)
@@ -224,10 +209,11 @@ def init_app(app: Flask) -> None:
     limiter_log = logging.getLogger("flask-limiter")
     if not any(isinstance(f, HideLimitKeys) for f in limiter_log.filters):
         limiter_log.addFilter(HideLimitKeys())
-    login = limiter.shared_limit(lambda: str(current_app.config["LOGIN_RATE_LIMIT"]), "login", methods=["POST"])
-    intake = limiter.shared_limit(lambda: str(current_app.config["INTAKE_RATE_LIMIT"]), "intake", methods=["POST"])
+    limits = made.limits
+    login = limiter.shared_limit(lambda: limits.login_rate_limit, "login", methods=["POST"])
+    intake = limiter.shared_limit(lambda: limits.intake_rate_limit, "intake", methods=["POST"])
     # Every method: a HEAD runs the same query as a GET.
-    reads = limiter.shared_limit(lambda: str(current_app.config["READ_RATE_LIMIT"]), READ_SCOPE, exempt_when=_signed_in)
+    reads = limiter.shared_limit(lambda: limits.read_rate_limit, READ_SCOPE, exempt_when=_signed_in)
     for endpoints, limit in ((LOGIN_ENDPOINTS, login), (INTAKE_ENDPOINTS, intake), (READ_ENDPOINTS, reads)):
         for endpoint in endpoints:
             # The limit is checked by the wrapper, so the wrapper must be what the route calls.

@@ -9,10 +9,10 @@ start while any such count is in effect in memory (:func:`counted_per_worker`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from mapsvc.settings import LimitSettings
 
 #: Counted by Flask-Limiter's storage while ``RATELIMIT_ENABLED`` (tiles: per client and for everyone).
+#: Each is the attribute of :class:`~mapsvc.settings.LimitSettings` of its name in lower case.
 LIMITER_SETTINGS = (
     "INTAKE_RATE_LIMIT",
     "BURST_HOLD",
@@ -32,34 +32,29 @@ PASSWORD_SETTINGS = (
 )
 
 
-def in_process_memory(config: Mapping[str, Any]) -> bool:
-    """Return whether the limiter's counts live in this process's memory (``memory://``)."""
-    return str(config.get("RATELIMIT_STORAGE_URI") or "memory://").startswith("memory:")
-
-
-def counted_per_worker(config: Mapping[str, Any]) -> list[str]:
+def counted_per_worker(limits: LimitSettings) -> list[str]:
     """Return the settings in effect whose counts each worker would keep apart ([] with shared storage)."""
-    if not in_process_memory(config):
+    if not limits.in_memory:
         return []
-    names = [name for name in LIMITER_SETTINGS if config.get(name)] if config.get("RATELIMIT_ENABLED", True) else []
+    names = [name for name in LIMITER_SETTINGS if getattr(limits, name.lower())] if limits.enabled else []
     for name in PASSWORD_SETTINGS:
-        value = config.get(name)
+        value = getattr(limits, name.lower())
         # Unset (None), the known devices' budget is three times the account's: in effect with it.
         derived = name == "LOGIN_KNOWN_DEVICE_FAILURE_LIMIT" and value is None
-        if value or (derived and config.get("LOGIN_ACCOUNT_FAILURE_LIMIT")):
+        if value or (derived and limits.login_account_failure_limit):
             names.append(name)
     return names
 
 
-def refusal(config: Mapping[str, Any], workers: int, intake: bool = False) -> str | None:
-    """Return why ``workers`` workers (and the intake worker) must not start with this configuration, or None."""
+def refusal(limits: LimitSettings, workers: int, intake: bool = False) -> str | None:
+    """Return why ``workers`` workers (and the intake worker) must not start with these limits, or None."""
     processes = workers + intake
-    names = counted_per_worker(config) if processes > 1 else []
+    names = counted_per_worker(limits) if processes > 1 else []
     if not names:
         return None
     asked = f"--workers {workers}" + (" --intake-worker" if intake else "")
     return (
-        f'{asked} with RATELIMIT_STORAGE_URI "{config.get("RATELIMIT_STORAGE_URI")}": each worker '
+        f'{asked} with RATELIMIT_STORAGE_URI "{limits.storage_uri}": each worker '
         f"would count apart, so each of these would let through {processes} times its number: "
         f"{', '.join(names)}. Give the workers one store they share, e.g. "
         "MAPSVC_RATELIMIT_STORAGE_URI=redis://127.0.0.1:6379/0 (pip install 'mapsvc[redis]'; a Redis without "

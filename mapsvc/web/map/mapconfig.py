@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app, url_for
+from flask import url_for
 from flask_babel import get_locale, pgettext
 from flask_babel import lazy_gettext as _l
 from markupsafe import Markup, escape
@@ -122,13 +122,10 @@ def page_config(s: Settings) -> dict[str, Any]:
     return {
         "lang": str(get_locale()),
         "now": iso(s.now()),
-        "refresh_s": int(current_app.config["MAP_REFRESH_S"]),
-        "limit": int(current_app.config["MAP_EVENT_LIMIT"]),
-        "retry_ms": {
-            "base": int(current_app.config["REPORT_RETRY_BASE_MS"]),
-            "max": int(current_app.config["REPORT_RETRY_MAX_MS"]),
-        },
-        "exit_url": current_app.config["QUICK_EXIT_URL"],
+        "refresh_s": s.pages.refresh_s,
+        "limit": s.pages.event_limit,
+        "retry_ms": {"base": s.pages.retry_base_ms, "max": s.pages.retry_max_ms},
+        "exit_url": s.pages.quick_exit_url,
         "urls": {
             "layers": url_for("api.layers"),
             "heat": url_for("api.heat"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import secrets
 
-from flask import Blueprint, current_app, render_template, request
+from flask import Blueprint, render_template, request
 from flask_babel import gettext as _
 from werkzeug.wrappers import Response
 
@@ -28,8 +28,7 @@ bp = Blueprint("pages", __name__)
 def index() -> str:
     """Show the map: folium draws the base map; the page's script draws and refreshes the layers."""
     s = settings()
-    attribution = current_app.config["TILE_ATTRIBUTION"]
-    m = build_map(s.area.bounds, bool(current_app.config["TILE_URL"]), attribution)
+    m = build_map(s.area.bounds, bool(s.tiles.url), s.tiles.attribution)
     root = figure_of(m)
     root.render()
     return render_template(

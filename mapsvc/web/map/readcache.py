@@ -53,6 +53,7 @@ from dataclasses import dataclass, field
 from flask import Flask, current_app
 from werkzeug.http import generate_etag
 
+from mapsvc.settings import Settings
 from mapsvc.web.map import sharedanswers
 from mapsvc.web.map.sharedanswers import SharedAnswers
 
@@ -83,9 +84,6 @@ class Answer:
 #: that a flood of small answers (an empty view at many moments) cannot grow the cache unbounded.
 ENTRY_OVERHEAD_BYTES = 1024
 
-
-#: Longest READ_STALE_S accepted: the map refreshes every minute.
-MAX_STALE_S = 60
 
 #: The share of an answer's life after which the next read computes its successor.
 REFRESH_AFTER = 0.7
@@ -314,14 +312,11 @@ def forget_answers() -> None:
 
 
 def init_app(app: Flask) -> None:
-    """Check the settings and make the app's cache (none when READ_CACHE_S, READ_CACHE_MB or READ_STALE_S is 0)."""
-    seconds, megabytes, stale = (app.config[name] for name in ("READ_CACHE_S", "READ_CACHE_MB", "READ_STALE_S"))
-    if not isinstance(seconds, int) or not isinstance(megabytes, int | float) or seconds < 0 or megabytes < 0:
-        raise ValueError("READ_CACHE_S must be a whole number of seconds >= 0 and READ_CACHE_MB a number >= 0")
-    if isinstance(stale, bool) or not isinstance(stale, int | float) or not 0 <= stale <= MAX_STALE_S:
-        raise ValueError(f"READ_STALE_S must be a number of seconds from 0 to {MAX_STALE_S}")
-    cache = None
-    if seconds > 0 and megabytes > 0 and stale > 0:
+    """Make the app's cache (none when READ_CACHE_S, READ_CACHE_MB or READ_STALE_S is 0)."""
+    made: Settings = app.extensions["mapsvc.settings"]
+    config, cache = made.read_cache, None
+    if config.enabled:
         # Made with the app, in the process that gunicorn forks its workers from: they share its removals.
-        cache = ReadCache(int(megabytes * 2**20), float(stale), sharedanswers.from_config(app.config, float(stale)))
+        shared = sharedanswers.from_limits(made.limits, config.stale_s)
+        cache = ReadCache(int(config.megabytes * 2**20), config.stale_s, shared)
     app.extensions["mapsvc.read_cache"] = cache

@@ -28,7 +28,8 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Hashable
-from typing import Any
+
+from mapsvc.settings import LimitSettings
 
 log = logging.getLogger(__name__)
 
@@ -151,9 +152,8 @@ def _timed(build: Callable[[], bytes], stale_s: float, clock: Callable[[], float
     return body, stale_s - (clock() - began)
 
 
-def from_config(config: Any, stale_s: float) -> SharedAnswers | None:
+def from_limits(limits: LimitSettings, stale_s: float) -> SharedAnswers | None:
     """Return the shared answers for the limits' Redis, or None when the limits do not live in Redis."""
-    uri = str(config.get("RATELIMIT_STORAGE_URI") or "")
-    if not uri.startswith(("redis://", "rediss://")):
+    if not limits.storage_uri.startswith(("redis://", "rediss://")):
         return None
-    return SharedAnswers(uri, str(config.get("RATELIMIT_KEY_PREFIX") or ""), stale_s)
+    return SharedAnswers(limits.storage_uri, limits.key_prefix, stale_s)

@@ -31,17 +31,15 @@ from __future__ import annotations
 
 import math
 
-from flask import Blueprint, Response, current_app
+from flask import Blueprint, Response
 from flask_babel import gettext as _
 from flask_limiter import RateLimitExceeded
 
 from mapsvc.core.errors import InvalidInput, MapsvcError, NotFound
-from mapsvc.core.tilegrid import meets, tile_box
+from mapsvc.core.tilegrid import DEEPEST_ZOOM, TileView, meets, tile_box
 from mapsvc.services.tilecache import TileCache
 from mapsvc.services.tiles import (
-    DEEPEST_ZOOM,
     TileUnavailable,
-    TileView,
     count_request,
     fetch_upstream,
     fresh,
@@ -50,6 +48,7 @@ from mapsvc.services.tiles import (
     tile_cache,
     tile_view,
 )
+from mapsvc.settings import settings
 from mapsvc.web.hooks.limits import client_key
 
 bp = Blueprint("tiles", __name__, url_prefix="/tiles")
@@ -76,16 +75,16 @@ def _coordinates(view: TileView, z: str, x: str, y: str) -> tuple[int, int, int]
 
 def _count_miss(view: TileView, zoom: int) -> None:
     """Count a fetch against the client's and everyone's limits of its tier (429 past any)."""
-    config = current_app.config
-    client = client_key()
+    s = settings()
+    limits, client = s.limits, client_key()
     if zoom <= view.overview_max_zoom:  # a budget a crawl of deep tiles cannot touch
-        count_request(str(config["TILE_MISS_RATE_LIMIT"]), "tile-overview-miss", client)
-        count_request(str(config["TILE_OVERVIEW_RATE_LIMIT"]), "tile-overview-upstream", "everyone")
+        count_request(limits.tile_miss_rate_limit, "tile-overview-miss", client)
+        count_request(limits.tile_overview_rate_limit, "tile-overview-upstream", "everyone")
         return
-    if zoom >= int(config["TILE_DEEP_MIN_ZOOM"]):  # first: a refusal here leaves the client's shallower misses
-        count_request(str(config["TILE_DEEP_MISS_RATE_LIMIT"]), "tile-deep-miss", client)
-    count_request(str(config["TILE_MISS_RATE_LIMIT"]), "tile-miss", client)
-    count_request(str(config["TILE_UPSTREAM_RATE_LIMIT"]), "tile-upstream", "everyone")
+    if zoom >= s.tiles.deep_min_zoom:  # first: a refusal here leaves the client's shallower misses
+        count_request(limits.tile_deep_miss_rate_limit, "tile-deep-miss", client)
+    count_request(limits.tile_miss_rate_limit, "tile-miss", client)
+    count_request(limits.tile_upstream_rate_limit, "tile-upstream", "everyone")
 
 
 def _fetched(view: TileView, cache: TileCache, zoom: int, column: int, row: int) -> bytes:
@@ -108,7 +107,7 @@ def _fetched(view: TileView, cache: TileCache, zoom: int, column: int, row: int)
 @bp.get("/<z>/<x>/<y>.png")
 def tile(z: str, x: str, y: str) -> Response:
     """Serve one map tile from the cache, fetching it from the upstream when needed."""
-    if not current_app.config.get("TILE_URL"):
+    if not settings().tiles.url:
         raise NotFound(_("this service shows no map tiles"))
     view = tile_view()
     zoom, column, row = _coordinates(view, z, x, y)

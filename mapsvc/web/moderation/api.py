@@ -8,10 +8,9 @@ moderator's username is what the audit log keeps. The moderator page calls the s
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from datetime import timedelta
 from typing import Any
 
-from flask import Blueprint, Response, current_app
+from flask import Blueprint, Response
 from flask_babel import gettext as _
 
 from mapsvc.core.errors import Forbidden, InvalidInput
@@ -92,9 +91,8 @@ def event_body(item: store.QueueItem) -> dict[str, Any]:
 def pending_queue() -> list[store.QueueItem]:
     """Return the queue: pending events, oldest first, then recent unverified published ones."""
     s = settings()
-    recent = timedelta(days=int(current_app.config["MODERATION_RECENT_DAYS"]))
     with get_store().reader() as session:
-        return store.queue(session, s.now(), recent)
+        return store.queue(session, s.now(), s.moderation.recent)
 
 
 def _private(response: Response) -> Response:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from flask import Blueprint, current_app, redirect, render_template, request, url_for
+from flask import Blueprint, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from werkzeug.wrappers import Response
 
@@ -56,7 +56,7 @@ def merge_choices(event: PublicEvent, others: list[PublicEvent]) -> list[PublicE
 
 
 def _render(items: list[store.QueueItem], single: bool = False, error: MapsvcError | None = None) -> str:
-    size = int(current_app.config["MODERATION_PAGE_SIZE"])
+    size = settings().moderation.page_size
     pages = max(1, -(-len(items) // size))
     page = 1 if single else min(max(parse.integer(request.args.get("page"), "page", 1, 1, 10_000), 1), pages)
     shown = items[(page - 1) * size : page * size]

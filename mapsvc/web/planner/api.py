@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, current_app
+from flask import Blueprint, Response
 
 from mapsvc.core.directions import steps
 from mapsvc.core.moments import iso
@@ -17,6 +17,7 @@ from mapsvc.core.routing import Route
 from mapsvc.core.session_plan import SessionPlan
 from mapsvc.core.streets import StreetNetwork
 from mapsvc.services.planning import Prepared, parse_request, prepare, route_settings, two_routes, two_sessions
+from mapsvc.settings import settings
 from mapsvc.web.auth.identity import current_identity
 from mapsvc.web.hooks import inputs
 from mapsvc.web.map.api import json_response
@@ -68,7 +69,7 @@ def _common(prepared: Prepared) -> dict[str, Any]:
         "danger": {"events": prepared.events, "threshold": prepared.risk.threshold},
         "snapped_m": {f: round(d, 1) for f, d in zip(req.fields, prepared.snap_m, strict=True)},
         "network": {"source": prepared.info.source, "imported_at": iso(prepared.info.imported_at)},
-        "attribution": current_app.config["TILE_ATTRIBUTION"] or "© OpenStreetMap contributors",
+        "attribution": settings().tiles.attribution or "© OpenStreetMap contributors",
     }
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, current_app, render_template, request, url_for
+from flask import Blueprint, render_template, request, url_for
 from flask_babel import gettext as _
 from werkzeug.wrappers import Response
 
@@ -39,8 +39,8 @@ def page() -> str:
     s, rs = settings(), route_settings()
     with get_store().reader() as session:
         networks = stored_modes(session)
-    attribution = current_app.config["TILE_ATTRIBUTION"]
-    m = build_map(s.area.bounds, bool(current_app.config["TILE_URL"]), attribution)
+    attribution = s.tiles.attribution
+    m = build_map(s.area.bounds, bool(s.tiles.url), attribution)
     root = figure_of(m)
     root.render()
     config = page_config(s)
@@ -141,7 +141,7 @@ def sheet() -> Response:
         safest=_summary(safest, speed),
         shortest=_summary(shortest, speed),
         legs=legs,
-        attribution=current_app.config["TILE_ATTRIBUTION"] or "© OpenStreetMap contributors",
+        attribution=settings().tiles.attribution or "© OpenStreetMap contributors",
     )
     response = Response(html, mimetype="text/html")
     response.headers["Cache-Control"] = "private, no-store"
