@@ -33,8 +33,8 @@ from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
+from mapsvc.server.worker_counts import PASSWORD_SETTINGS
 from mapsvc.store.db import SQLITE_SYNCHRONOUS_LEVELS, Store
-from mapsvc.web.hooks.worker_counts import PASSWORD_SETTINGS
 
 RESULTS = Path(__file__).resolve().parent / "results"
 #: Central Bishkek (the default service area), spread over a few kilometres.

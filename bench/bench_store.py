@@ -39,11 +39,11 @@ import numpy as np
 from sqlalchemy import create_engine, make_url, text
 
 from mapsvc import create_app
+from mapsvc.server.worker_counts import PASSWORD_SETTINGS
 from mapsvc.services.demo import generate
 from mapsvc.services.intake import check, store_checked
 from mapsvc.settings import settings
 from mapsvc.store.db import Store
-from mapsvc.web.hooks.worker_counts import PASSWORD_SETTINGS
 
 NOW = datetime(2026, 6, 15, 22, 30, tzinfo=UTC)
 RESULTS = Path(__file__).resolve().parent / "results"

@@ -175,7 +175,7 @@ DEFAULTS: dict[str, Any] = {
     # now rounded down to READ_CACHE_S seconds, so phones share answers. An answer is served for
     # READ_STALE_S seconds (0 to 60; 0 turns the cache off): changes show on the public map
     # within that time, except that a withdrawal or a moderator's decision drops the answers of
-    # the worker that made it (and those shared in Redis) at once (mapsvc.web.map.readcache).
+    # the worker that made it (and those shared in Redis) at once (mapsvc.web.readcache).
     "READ_CACHE_S": 10,
     "READ_CACHE_MB": 32,
     "READ_STALE_S": 5,

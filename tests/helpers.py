@@ -159,7 +159,7 @@ def read_stale_s_later(app: Flask) -> None:
     """Move the read cache's clock READ_STALE_S seconds on: no answer kept before is served again.
 
     Answers to map reads are served READ_STALE_S seconds, whatever is written meanwhile
-    (mapsvc.web.map.readcache): a test that reads, writes and reads again to compare waits this long.
+    (mapsvc.web.readcache): a test that reads, writes and reads again to compare waits this long.
     """
     cache = app.extensions["mapsvc.read_cache"]
     if cache is not None:

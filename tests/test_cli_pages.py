@@ -14,8 +14,8 @@ from shapely.geometry import mapping
 from sqlalchemy import delete, inspect, text
 
 from mapsvc.core.area import ServiceArea
-from mapsvc.services.basemap import build_map
 from mapsvc.store.models import HeatSeries, HeatStep
+from mapsvc.web.basemap import build_map
 from tests.conftest import BISHKEK, NOW
 from tests.helpers import (
     HOME_CELL,

@@ -15,7 +15,7 @@ from sqlalchemy import event
 from mapsvc import create_app
 from mapsvc.core.policy import DEFAULT_POLICIES
 from mapsvc.core.roles import Role
-from mapsvc.web.map.readcache import ENTRY_OVERHEAD_BYTES, REFRESH_AFTER, Answer, ReadCache
+from mapsvc.web.readcache import ENTRY_OVERHEAD_BYTES, REFRESH_AFTER, Answer, ReadCache
 from tests.conftest import BISHKEK, NOW
 from tests.helpers import heat_cells, iso, layer_ids, parse_iso, post_device
 from tests.moderation_helpers import Acting, act

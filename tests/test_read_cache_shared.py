@@ -14,8 +14,8 @@ import redis
 
 from mapsvc import create_app
 from mapsvc.core.roles import Role
-from mapsvc.web.map.readcache import Answer, ReadCache
-from mapsvc.web.map.sharedanswers import SharedAnswers
+from mapsvc.web.readcache import Answer, ReadCache
+from mapsvc.web.sharedanswers import SharedAnswers
 from tests.conftest import BISHKEK
 from tests.helpers import layer_ids, post_device
 from tests.moderation_helpers import Acting

@@ -14,7 +14,7 @@ from babel.messages.pofile import read_po
 
 from mapsvc.i18n import COOKIE, TRANSLATIONS
 from mapsvc.services.names import CATEGORY_NAMES
-from mapsvc.web.map.mapconfig import JS_STRINGS
+from mapsvc.web.mapconfig import JS_STRINGS
 
 TRANSLATED = ["ru", "ky"]
 PLACEHOLDER = re.compile(r"%\(\w+\)s|\{\w+\}")

@@ -9,8 +9,8 @@ import subprocess
 import pytest
 
 from mapsvc.config import DEFAULTS
+from mapsvc.server.worker_counts import PASSWORD_SETTINGS, counted_per_worker, refusal
 from mapsvc.settings import LimitSettings
-from mapsvc.web.hooks.worker_counts import PASSWORD_SETTINGS, counted_per_worker, refusal
 from tests.servers import MAPSVC, free_port
 
 REDIS = "redis://127.0.0.1:6379/0"

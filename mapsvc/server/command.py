@@ -8,10 +8,10 @@ from flask.cli import with_appcontext
 
 from mapsvc.cli.accounts import require_usable_secrets
 from mapsvc.cli.maintenance import require_current_schema
+from mapsvc.server import worker_counts
 from mapsvc.settings import settings
 from mapsvc.store import get_store
 from mapsvc.store.db import POOL_OVERFLOW, POOL_SIZE
-from mapsvc.web.hooks import worker_counts
 
 #: Threads of each worker's write lane (mapsvc.server.lanes): 80 reports a second at 200 ms each (INTAKE_ANSWER_MS).
 WRITE_THREADS = 16

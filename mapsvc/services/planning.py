@@ -18,11 +18,11 @@ from flask_babel import gettext as _
 
 from mapsvc.core.danger import DangerEvent, StreetRisk, street_risk
 from mapsvc.core.errors import Conflict, InvalidInput
+from mapsvc.core.moments import rounded_down
 from mapsvc.core.routing import Route, route_between
 from mapsvc.core.session_plan import MAX_STOPS, SessionPlan, plan_session
 from mapsvc.core.streets import StreetNetwork
 from mapsvc.services import parse
-from mapsvc.services.moments import rounded_now
 from mapsvc.services.osm import MODES
 from mapsvc.settings import RouteSettings as RouteSettings  # the planner's settings, from where they are checked
 from mapsvc.settings import Settings, settings
@@ -74,7 +74,7 @@ def _weights(value: Any, s: Settings, rs: RouteSettings) -> dict[str, float]:
 def _at(value: Any, s: Settings, rs: RouteSettings) -> datetime:
     now = s.now()
     if value in (None, ""):
-        return rounded_now(now)
+        return rounded_down(now, s.read_cache.quantum_s)
     at = parse.moment(value, "at", s.timezone)
     if at > now + rs.max_ahead:
         hours = round(rs.max_ahead.total_seconds() / 3600)

@@ -180,7 +180,7 @@ class Store:
 
         Every write transaction also moves the store's version, in the same transaction, so
         that what is cached for the version before it (route plans' street risk) is never used
-        again. (Map reads are kept a stated few seconds instead: mapsvc.web.map.readcache.)
+        again. (Map reads are kept a stated few seconds instead: mapsvc.web.readcache.)
 
         On SQLite, writers take turns before they begin (:mod:`mapsvc.store.writers`), and a
         transaction that deleted rows (a withdrawal, a prune, a merge) is followed by a

@@ -2,10 +2,12 @@
 
 Features: ``map`` (the public map, its JSON API, tiles and the plain report form), ``auth``,
 ``admin``, ``moderation``, ``planner``, ``advocacy`` and ``ogc`` (OGC API – Features).
-``hooks`` holds what runs around every request. Views parse a request, call
-:mod:`mapsvc.services` (or the store for a plain read) and shape the answer. ``openapi`` assembles
-the JSON API's OpenAPI document from the features' fragments, built from the parts in ``openapi_parts``
-(``ogc`` keeps its own OpenAPI 3.0 document).
+``hooks`` holds what runs around every request. What several features use is a module of this
+package: JSON answers (``responses``), the read cache (``readcache``, ``sharedanswers``), the map
+page's configuration (``mapconfig``), the folium base map (``basemap``) and the OpenAPI document
+(``openapi``, joined from the features' fragments, ``openapi_parts``). No feature imports another
+(the ``features`` contract in pyproject.toml). Views parse a request, call :mod:`mapsvc.services`
+(or the store for a plain read) and shape the answer. ``ogc`` keeps its own OpenAPI 3.0 document.
 """
 
 from __future__ import annotations
@@ -16,11 +18,10 @@ from flask import Flask
 def init_app(app: Flask) -> None:
     """Register every feature's blueprints, then the hooks that run around each request."""
     from mapsvc.services import names
-    from mapsvc.web import admin, advocacy, auth, moderation, ogc, planner
+    from mapsvc.web import admin, advocacy, auth, moderation, ogc, planner, readcache
     from mapsvc.web import map as public_map
     from mapsvc.web.auth import cookies, guessing
     from mapsvc.web.hooks import delivery, errors, holds, inputs, limits, permissions
-    from mapsvc.web.map import readcache
 
     for feature in (public_map, moderation, auth, admin, planner, advocacy, ogc):
         feature.init_app(app)

@@ -22,10 +22,10 @@ import pytest
 from mapsvc import create_app
 from mapsvc.core.area import CITIES
 from mapsvc.services import tilecache, tiles
-from mapsvc.services.basemap import build_map
+from mapsvc.web.basemap import build_map
 from mapsvc.web.map import api
-from mapsvc.web.map.readcache import Answer, ReadCache
 from mapsvc.web.ogc import views
+from mapsvc.web.readcache import Answer, ReadCache
 from tests.conftest import BISHKEK, NOW
 from tests.helpers import iso, sign_in
 from tests.tile_upstream import Upstream, png

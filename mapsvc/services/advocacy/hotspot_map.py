@@ -14,7 +14,7 @@ import base64
 import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import folium
 from markupsafe import escape
@@ -24,7 +24,6 @@ from mapsvc.core.heat import cell_polygon
 from mapsvc.core.hotspots import HotspotResult
 from mapsvc.services.advocacy.evidence import Evidence, area_totals
 from mapsvc.services.advocacy.exports import OUTSIDE
-from mapsvc.services.basemap import figure_of
 
 LEAFLET = PROJECT_ROOT / "static" / "vendor" / "leaflet-1.9.4"
 HOT, COLD = "#b2182b", "#2166ac"
@@ -178,7 +177,7 @@ def legend(evidence: Evidence, result: HotspotResult) -> str:
 def offline_html(evidence: Evidence, result: HotspotResult, title: str) -> bytes:
     """Return a standalone HTML page of the map with every asset inlined (no network needed)."""
     m = build(evidence, result, "leaflet.js", "leaflet.css")
-    figure_of(m).html.add_child(folium.Element(legend(evidence, result)))
+    cast(folium.Figure, m.get_root()).html.add_child(folium.Element(legend(evidence, result)))  # the map's page
     html = m.get_root().render()
     script = (LEAFLET / "leaflet.js").read_text().replace("</script", "<\\/script")
     html = html.replace('<script src="leaflet.js"></script>', f"<script>{script}</script>")

@@ -27,7 +27,6 @@ from mapsvc.services.advocacy.evidence import (
 )
 from mapsvc.services.advocacy.exports import DATA_FORMATS, DATA_KINDS, data_export
 from mapsvc.services.advocacy.hotspot_map import build, offline_html
-from mapsvc.services.basemap import figure_of
 from mapsvc.services.imports.mapping import MappingError, pairs
 from mapsvc.services.imports.run import ImportFailed, ImportOptions, run_import
 from mapsvc.settings import settings
@@ -35,8 +34,8 @@ from mapsvc.store import get_store
 from mapsvc.store.advocacy import load_districts, replace_districts
 from mapsvc.store.audit import record_action
 from mapsvc.web.auth.identity import current_identity
+from mapsvc.web.basemap import figure_of, folium_header
 from mapsvc.web.hooks.delivery import csp_nonce
-from mapsvc.web.map.pages import folium_header
 
 bp = Blueprint("advocacy", __name__, url_prefix="/advocacy")
 

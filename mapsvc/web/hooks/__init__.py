@@ -1,4 +1,6 @@
-"""What runs around every request: rate limits, the permission table, input checks, errors, delivery.
+"""What runs around every request, and how requests take turns.
 
-The order in which they are registered is :func:`mapsvc.web.init_app`'s.
+Rate limits and their counters, burst holds, the permission table, input checks, error answers,
+how answers leave (headers, compression, caching), and the urgency that lets a report run before
+reads. The order in which the hooks are registered is :func:`mapsvc.web.init_app`'s.
 """

@@ -139,7 +139,7 @@ def compress(response: Response) -> Response:
     if request.endpoint == "static" and etag:
         packed = _gzip_static(etag, body)
     elif hasattr(response, "gzipped"):
-        packed = response.gzipped()  # a cached answer, compressed once (mapsvc.web.map.readcache)
+        packed = response.gzipped()  # a cached answer, compressed once (mapsvc.web.readcache)
     else:
         packed = gzip.compress(body, compresslevel=6, mtime=0)
     response.set_data(packed)

@@ -17,46 +17,23 @@ from sqlalchemy.orm import Session
 from mapsvc.core.errors import InvalidInput, NotFound
 from mapsvc.core.events import features
 from mapsvc.core.heat import aggregate, allowed_resolutions, cell_polygon
-from mapsvc.core.moments import iso
-from mapsvc.core.policy import PERPETRATORS, CategoryPolicy
+from mapsvc.core.moments import iso, rounded_down
+from mapsvc.core.policy import CategoryPolicy
 from mapsvc.core.roles import Capability
 from mapsvc.services import parse
-from mapsvc.services.moments import quantum_s, rounded_now
 from mapsvc.settings import Settings, settings
 from mapsvc.store import get_store
 from mapsvc.store.events import LayerQuery, layer_events, oldest_readable, withdraw_report
 from mapsvc.store.heat import HeatQuery, read_atoms
 from mapsvc.web.auth.identity import current_identity
 from mapsvc.web.hooks import inputs
-from mapsvc.web.map.readcache import Answer, forget_answers, read_cache
 from mapsvc.web.map.receiving import take
+from mapsvc.web.mapconfig import categories_body
 from mapsvc.web.openapi import openapi_document
+from mapsvc.web.readcache import Answer, forget_answers, read_cache
+from mapsvc.web.responses import encode, json_bytes_response, json_response
 
 bp = Blueprint("api", __name__, url_prefix="/api")
-
-
-def json_response(body: Any, status: int = 200, cache: bool = False) -> Response:
-    """Return compact JSON; cacheable bodies get an ETag and answer 304 when unchanged."""
-    return json_bytes_response(encode(body), status, cache)
-
-
-def encode(body: Any) -> bytes:
-    """Return ``body`` as compact UTF-8 JSON (non-ASCII as text).
-
-    orjson: a layer of a thousand features encoded in about a fortieth of the standard
-    library's time, which was most of the cost of a read the cache could not answer.
-    """
-    return orjson.dumps(body, option=orjson.OPT_NON_STR_KEYS)
-
-
-def json_bytes_response(data: bytes, status: int = 200, cache: bool = False) -> Response:
-    """Return JSON already encoded; cacheable bodies get an ETag and answer 304 when unchanged."""
-    response = Response(data, status, mimetype="application/json")
-    if cache:
-        response.add_etag()
-        response.cache_control.no_cache = True
-        response.make_conditional(request)
-    return response
 
 
 def _answer(
@@ -79,9 +56,10 @@ def _answer(
 
 def _earlier(key: tuple[Any, ...], at: datetime) -> tuple[Any, ...] | None:
     """Return ``key`` with ``at`` one rounding earlier, for a read of "now"; None for a read of a moment asked for."""
-    if request.args.get("at") or quantum_s() <= 0:
+    quantum_s = settings().read_cache.quantum_s
+    if request.args.get("at") or quantum_s <= 0:
         return None
-    return tuple(at - timedelta(seconds=quantum_s()) if part == at else part for part in key)
+    return tuple(at - timedelta(seconds=quantum_s) if part == at else part for part in key)
 
 
 def answer_response(answer: Answer) -> Response:
@@ -98,17 +76,6 @@ def answer_response(answer: Answer) -> Response:
 def categories() -> Response:
     """List the categories with the policy a client needs (fuzz radius, decay, markers)."""
     return json_response(categories_body(settings()), cache=True)
-
-
-def categories_body(s: Settings) -> dict[str, Any]:
-    """Return what ``/api/categories`` answers; the map page embeds the same document."""
-    return {
-        "privacy_level": s.level,
-        "visibility_threshold": s.threshold,
-        "categories": [p.as_public_dict(s.level) for p in s.policies.values()],
-        "perpetrators": list(PERPETRATORS),
-        "service_area": {"bbox": list(s.area.bounds)},
-    }
 
 
 @bp.post("/reports")
@@ -156,7 +123,7 @@ def _moment(s: Settings) -> datetime:
         raise InvalidInput(_("at must not lie in the future"), "at", status=400)
     if at < oldest_readable(now, s.retention, s.policies.values(), s.threshold):
         raise InvalidInput(_("at is older than the history this service keeps"), "at", status=400)
-    return rounded_now(min(at, now))
+    return rounded_down(min(at, now), s.read_cache.quantum_s)
 
 
 def _since(at: datetime, s: Settings) -> datetime | None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import secrets
 
 from flask import Blueprint, render_template, request
@@ -12,14 +11,14 @@ from werkzeug.wrappers import Response
 from mapsvc.core.errors import InvalidInput, MapsvcError
 from mapsvc.core.policy import PERPETRATORS
 from mapsvc.services import parse
-from mapsvc.services.basemap import build_map, figure_of
 from mapsvc.settings import settings
 from mapsvc.store import get_store
 from mapsvc.store.events import withdraw_report
+from mapsvc.web.basemap import build_map, figure_of, folium_header
 from mapsvc.web.hooks.delivery import csp_nonce
-from mapsvc.web.map.mapconfig import page_config, symbol
-from mapsvc.web.map.readcache import forget_answers
 from mapsvc.web.map.receiving import take
+from mapsvc.web.mapconfig import page_config, symbol
+from mapsvc.web.readcache import forget_answers
 
 bp = Blueprint("pages", __name__)
 
@@ -41,15 +40,6 @@ def index() -> str:
         categories=list(s.policies),
         symbol=symbol,
     )
-
-
-def folium_header(html: str, nonce: str) -> str:
-    """Give folium's inline blocks the page's CSP nonce; drop its zoom-blocking viewport and charset.
-
-    The page's own viewport lets people zoom, as screen magnifier users need.
-    """
-    html = re.sub(r"<meta[^>]*(viewport|content-type)[^>]*>", "", html, flags=re.DOTALL)
-    return re.sub(r"<(style|script)>", rf'<\1 nonce="{nonce}">', html)
 
 
 def _form_context(

@@ -21,8 +21,8 @@ from mapsvc.store import get_store
 from mapsvc.store import moderation as store
 from mapsvc.web.auth.identity import current_identity
 from mapsvc.web.hooks import inputs
-from mapsvc.web.map.api import json_response
-from mapsvc.web.map.readcache import forget_answers
+from mapsvc.web.readcache import forget_answers
+from mapsvc.web.responses import json_response
 
 bp = Blueprint("moderation", __name__, url_prefix="/api/moderation")
 
@@ -65,7 +65,7 @@ def act(action: str, event_id: str, data: Mapping[str, Any]) -> store.QueueItem:
     arguments = [] if field is None else [_argument(field, data)]
     with get_store().writing() as session:
         event = function(session, who, event_id, *arguments)
-    forget_answers()  # what the public map shows changed: at once for this moderator (mapsvc.web.map.readcache)
+    forget_answers()  # what the public map shows changed: at once for this moderator (mapsvc.web.readcache)
     return event
 
 

@@ -21,7 +21,7 @@ from mapsvc.services import parse
 from mapsvc.settings import settings
 from mapsvc.store import get_store
 from mapsvc.store import moderation as store
-from mapsvc.web.map.mapconfig import symbol
+from mapsvc.web.mapconfig import symbol
 from mapsvc.web.moderation.api import ACTIONS, act, moderator, pending_queue
 
 bp = Blueprint("moderate", __name__, url_prefix="/moderate")

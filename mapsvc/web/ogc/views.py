@@ -25,18 +25,17 @@ from flask_babel import gettext as _
 
 from mapsvc.core.errors import NotFound
 from mapsvc.core.events import LayerEvent, feature, features
-from mapsvc.core.moments import iso
+from mapsvc.core.moments import iso, rounded_down
 from mapsvc.core.policy import CategoryPolicy
-from mapsvc.services.moments import rounded_now
 from mapsvc.services.names import CATEGORY_NAMES
 from mapsvc.settings import Settings, settings
 from mapsvc.store import get_store
 from mapsvc.store.events import oldest_readable
 from mapsvc.store.features import FeatureQuery, feature_by_id, feature_page
-from mapsvc.web.map.api import encode
-from mapsvc.web.map.readcache import Answer, read_cache
 from mapsvc.web.ogc import params
 from mapsvc.web.ogc.openapi import OPENAPI_MEDIA_TYPE, ogc_openapi_document
+from mapsvc.web.readcache import Answer, read_cache
+from mapsvc.web.responses import encode
 
 bp = Blueprint("ogc", __name__, url_prefix="/ogc")
 
@@ -58,7 +57,7 @@ def public_collections(s: Settings) -> dict[str, CategoryPolicy]:
 
 def _now(s: Settings) -> datetime:
     """Return the moment of this read: now, rounded as the map's reads are (shared cached answers)."""
-    return min(rounded_now(s.now()), s.now())
+    return min(rounded_down(s.now(), s.read_cache.quantum_s), s.now())
 
 
 def _policy(s: Settings, collection_id: str) -> CategoryPolicy:

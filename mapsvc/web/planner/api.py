@@ -20,7 +20,7 @@ from mapsvc.services.planning import Prepared, parse_request, prepare, route_set
 from mapsvc.settings import settings
 from mapsvc.web.auth.identity import current_identity
 from mapsvc.web.hooks import inputs
-from mapsvc.web.map.api import json_response
+from mapsvc.web.responses import json_response
 
 bp = Blueprint("routing", __name__, url_prefix="/api")
 

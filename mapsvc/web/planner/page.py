@@ -18,16 +18,15 @@ from mapsvc.core.gpx import Track, Waypoint, to_gpx
 from mapsvc.core.roles import Capability
 from mapsvc.core.routing import Route
 from mapsvc.core.session_plan import MAX_STOPS
-from mapsvc.services.basemap import build_map, figure_of
 from mapsvc.services.planning import Prepared, parse_request, prepare, route_settings, two_routes, two_sessions
 from mapsvc.settings import settings
 from mapsvc.store import get_store
 from mapsvc.store.roads import stored_modes
 from mapsvc.web.auth.identity import current_identity
+from mapsvc.web.basemap import build_map, figure_of, folium_header
 from mapsvc.web.hooks import inputs
 from mapsvc.web.hooks.delivery import csp_nonce
-from mapsvc.web.map.mapconfig import page_config, symbol
-from mapsvc.web.map.pages import folium_header
+from mapsvc.web.mapconfig import page_config, symbol
 from mapsvc.web.planner.turns import PLANNER_STRINGS, describe
 
 bp = Blueprint("planner", __name__)

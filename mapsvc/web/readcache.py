@@ -24,7 +24,7 @@ never after.
 
 While one thread computes a missing answer, the others that ask for it wait for that one
 computation instead of each running the same queries. With the limits in Redis, the workers also
-share the public answers and one computes a miss for all (:mod:`mapsvc.web.map.sharedanswers`).
+share the public answers and one computes a miss for all (:mod:`mapsvc.web.sharedanswers`).
 
 Reads of "now" are answered for ``now`` rounded down to ``READ_CACHE_S`` seconds (the map
 refreshes every minute; decay over a few seconds does not change what it draws), so that the
@@ -54,8 +54,8 @@ from flask import Flask, current_app
 from werkzeug.http import generate_etag
 
 from mapsvc.settings import Settings
-from mapsvc.web.map import sharedanswers
-from mapsvc.web.map.sharedanswers import SharedAnswers
+from mapsvc.web import sharedanswers
+from mapsvc.web.sharedanswers import SharedAnswers
 
 log = logging.getLogger(__name__)
 

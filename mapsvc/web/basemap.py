@@ -1,4 +1,4 @@
-"""The folium map: the base map and its tiles, with every asset served from ``static/``.
+"""The folium map of the pages: the base map and its tiles, every asset served from ``static/``.
 
 The events and the heat are drawn by the page's own script (``static/js/map.js``) from the
 JSON API, so that the layers refresh while the page stays open; folium builds the map itself.
@@ -6,6 +6,7 @@ JSON API, so that the layers refresh while the page stays open; folium builds th
 
 from __future__ import annotations
 
+import re
 from typing import cast
 
 import folium
@@ -79,3 +80,12 @@ def _add_tiles(m: folium.Map, attribution: str) -> None:
         bounds=box,
     ).add_to(m)
     m.options.update(min_zoom=view.min_zoom, max_zoom=view.max_zoom, max_bounds=box, max_bounds_viscosity=1.0)
+
+
+def folium_header(html: str, nonce: str) -> str:
+    """Give folium's inline blocks the page's CSP nonce; drop its zoom-blocking viewport and charset.
+
+    The page's own viewport lets people zoom, as screen magnifier users need.
+    """
+    html = re.sub(r"<meta[^>]*(viewport|content-type)[^>]*>", "", html, flags=re.DOTALL)
+    return re.sub(r"<(style|script)>", rf'<\1 nonce="{nonce}">', html)

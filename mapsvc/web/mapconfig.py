@@ -15,9 +15,9 @@ from flask_babel import lazy_gettext as _l
 from markupsafe import Markup, escape
 
 from mapsvc.core.moments import iso
+from mapsvc.core.policy import PERPETRATORS
 from mapsvc.services.names import CATEGORY_NAMES, PERPETRATOR_NAMES
 from mapsvc.settings import Settings
-from mapsvc.web.map.api import categories_body
 
 #: Each category's shape (SVG in a 28 x 28 box) and colour: the shape and the letter tell the
 #: categories apart without colour; white letters on these colours pass WCAG AA contrast.
@@ -134,4 +134,15 @@ def page_config(s: Settings) -> dict[str, Any]:
         "policy": body,
         "perpetrators": {k: str(v) for k, v in PERPETRATOR_NAMES.items()},
         "strings": {k: str(v) for k, v in JS_STRINGS.items()},
+    }
+
+
+def categories_body(s: Settings) -> dict[str, Any]:
+    """Return what ``/api/categories`` answers; the map page embeds the same document."""
+    return {
+        "privacy_level": s.level,
+        "visibility_threshold": s.threshold,
+        "categories": [p.as_public_dict(s.level) for p in s.policies.values()],
+        "perpetrators": list(PERPETRATORS),
+        "service_area": {"bbox": list(s.area.bounds)},
     }

@@ -4,13 +4,13 @@ Used when the rate limits live in Redis (``RATELIMIT_STORAGE_URI`` ``redis://`` 
 ``rediss://``): the same Redis, under the limits' ``RATELIMIT_KEY_PREFIX``. It holds only what
 any anonymous client is answered (events already fuzzed, heat already suppressed), never a
 staff member's or trusted peer's answer; a key is a hash of the canonical query
-(:mod:`mapsvc.web.map.readcache`), nothing about who asked. An answer lives ``READ_STALE_S``
+(:mod:`mapsvc.web.readcache`), nothing about who asked. An answer lives ``READ_STALE_S``
 seconds from the moment its computation began (``PX``), so the staleness bound holds across
 workers too.
 
 A worker that misses takes a short lock (``SET NX PX``) and computes; the others poll for its
 answer, and compute themselves only if it has not come when the lock would have expired. A
-worker whose own answer is due for its successor (:mod:`mapsvc.web.map.readcache`) takes a shared
+worker whose own answer is due for its successor (:mod:`mapsvc.web.readcache`) takes a shared
 answer only if that one is not due too; else it takes the lock and computes the successor, or,
 when another worker holds the lock, keeps serving what it has. If
 Redis fails, the worker computes locally and leaves Redis alone for a few seconds: a read is
