@@ -23,7 +23,8 @@ from flask_limiter import Limiter, RateLimitExceeded
 from limits import RateLimitItem, parse_many
 
 from mapsvc.core.errors import MapsvcError, NotFound
-from mapsvc.core.tilegrid import Box, overview_depth, tile_count, widened
+from mapsvc.core.geodesy import Box
+from mapsvc.core.tilegrid import overview_depth, tile_count, widened
 from mapsvc.services.tilecache import LOW_WATER, TileCache
 
 #: Largest tile accepted from the upstream, in bytes.

@@ -16,6 +16,7 @@ from flask_babel import gettext as _
 from sqlalchemy.orm import Session
 
 from mapsvc.core.errors import InvalidInput, NotFound
+from mapsvc.core.geodesy import degrees_of_latitude
 from mapsvc.core.heat import aggregate, allowed_resolutions, cell_polygon
 from mapsvc.core.policy import PERPETRATORS, CategoryPolicy
 from mapsvc.core.roles import Capability
@@ -310,7 +311,9 @@ def _heat_body(
     wanted: list[CategoryPolicy],
 ) -> dict[str, Any]:
     """Return the FeatureCollection of the published heat cells in view at ``resolution``."""
-    margin = 2 * h3.average_hexagon_edge_length(resolution, unit="km") / 111.0
+    # Two edges: atoms of a cell at the view's edge lie within them. Conservative in latitude; the same
+    # degrees are taken east-west, where they span fewer metres.
+    margin = degrees_of_latitude(2 * h3.average_hexagon_edge_length(resolution, unit="m"))
     atoms = read_atoms(session, HeatQuery(at, bbox, wanted, s.threshold, margin))
     cells = aggregate(atoms, resolution, {p.name: p.min_count_public for p in wanted})
     features = [
