@@ -15,6 +15,7 @@ from flask import Blueprint, Response, request
 from flask_babel import gettext as _
 from sqlalchemy.orm import Session
 
+from mapsvc.core.decay import decay_factor
 from mapsvc.core.errors import InvalidInput, NotFound
 from mapsvc.core.geodesy import degrees_of_latitude
 from mapsvc.core.heat import aggregate, allowed_resolutions, cell_polygon
@@ -181,9 +182,12 @@ def _since(at: datetime, s: Settings) -> datetime | None:
 
 
 def _threshold_since(at: datetime, since: datetime, policies: list[CategoryPolicy], threshold: float) -> float:
-    """Return a weight threshold low enough that no event of [since, at] is left out."""
+    """Return a weight threshold low enough that no event of [since, at] is left out.
+
+    ``since``, raised to the next start of a time bucket, may lie after ``at``: the factor is then above 1.
+    """
     age_s = (at - since).total_seconds()
-    lowest = min((2.0 ** (-age_s / p.half_life_s) for p in policies), default=threshold)
+    lowest = min((decay_factor(age_s, p.half_life_s) for p in policies), default=threshold)
     return min(threshold, lowest * 0.999)
 
 
