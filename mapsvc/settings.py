@@ -40,13 +40,13 @@ from limits import parse_many
 
 from mapsvc.core.area import CITIES, ServiceArea
 from mapsvc.core.fuzz import UniformSource, system_random
+from mapsvc.core.geodesy import Box
 from mapsvc.core.heat import DEFAULT_ATOM_RESOLUTION
 from mapsvc.core.policy import CategoryPolicy, build_policies
 from mapsvc.core.tilegrid import (
     DEEPEST_ZOOM,
     LOW_WATER,
     OVERVIEW_TILE_BYTES,
-    Box,
     TileView,
     overview_depth,
     widened,

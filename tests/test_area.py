@@ -6,7 +6,7 @@ import pytest
 from shapely.geometry import MultiPolygon, Point, box, mapping
 
 from mapsvc.core.area import CITIES, CLAMP_MARGIN_M, ServiceArea
-from mapsvc.core.fuzz import geodesic_distance_m
+from mapsvc.core.geodesy import geodesic_distance_m
 
 BISHKEK_BOUNDS = (74.45, 42.80, 74.72, 42.93)
 

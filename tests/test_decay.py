@@ -5,7 +5,16 @@ from datetime import UTC, datetime, timedelta, timezone
 import numpy as np
 import pytest
 
-from mapsvc.core.decay import DecayedSum, decay_rate, floor_to_bucket, from_epoch, to_epoch, weight
+from mapsvc.core.decay import (
+    DecayedSum,
+    decay_factor,
+    decay_rate,
+    decayed_value,
+    floor_to_bucket,
+    from_epoch,
+    to_epoch,
+    weight,
+)
 
 HOUR = 3600
 DAY = 24 * HOUR
@@ -95,6 +104,12 @@ def test_weight_halves_every_half_life(half_life_s, half_lives, expected):
 @pytest.mark.parametrize("age_s", [-1e-6, -1.0, -HOUR, -365 * DAY])
 def test_weight_of_a_future_event_is_zero(age_s):
     assert weight(age_s, HALF_LIFE) == 0.0
+
+
+@pytest.mark.parametrize(("half_lives", "expected"), [(-2, 4.0), (-1, 2.0), (0, 1.0), (1, 0.5)])
+def test_the_decay_factor_is_the_weight_for_any_age(half_lives, expected):
+    assert decay_factor(half_lives * HALF_LIFE, HALF_LIFE) == expected
+    assert weight(half_lives * HALF_LIFE, HALF_LIFE) == (expected if half_lives >= 0 else 0.0)
 
 
 @pytest.mark.parametrize(("half_lives", "visible"), [(4.3, True), (4.32, True), (4.33, False), (5.0, False)])
@@ -213,3 +228,11 @@ def test_event_too_old_to_count_adds_nothing():
     total = summed([START + k * HOUR for k in range(3)])
     late = total.add(START - 4 * 365 * DAY, RATE)
     assert late.value_at(START + 3 * HOUR, RATE) == total.value_at(START + 3 * HOUR, RATE)
+
+
+def test_the_stores_decayed_value_is_the_sums_value():
+    rate = decay_rate(HALF_LIFE)
+    total = DecayedSum.start(0.0).add(HOUR, rate).add(3 * HOUR, rate)
+
+    for now in (3 * HOUR, DAY, 40 * DAY):
+        assert decayed_value(total.s, total.landmark, now, rate) == total.value_at(now, rate)

@@ -7,16 +7,15 @@ import pytest
 from pyproj import Geod
 from scipy import integrate, stats
 
-from mapsvc.core import fuzz
 from mapsvc.core.fuzz import (
     draw_displacements,
     fuzz_point,
     fuzz_points,
-    geodesic_distance_m,
     inverse_radial_cdf,
     radial_cdf,
     system_random,
 )
+from mapsvc.core.geodesy import geodesic_distance_m, move_geodesic
 
 #: privacy.md §1: odds change at most 4x within the protected radius.
 LEVEL = math.log(4)
@@ -78,7 +77,7 @@ def mercator_sample(lat, radius_m, n, seed):
     lats, lons = true_points(lat, n)
     bearings, distances = draw_displacements(n, eps_for(radius_m), random.Random(seed))
     ground = distances * np.cos(np.radians(lat))
-    return lats, lons, *fuzz.move_geodesic(lats, lons, bearings, ground)
+    return lats, lons, *move_geodesic(lats, lons, bearings, ground)
 
 
 def donut_sample(lat, radius_m, n, seed, min_distance_m):
@@ -89,7 +88,7 @@ def donut_sample(lat, radius_m, n, seed, min_distance_m):
     p = np.array([floor + (1.0 - floor) * rng.random() for _ in range(n)])
     bearings = np.array([360.0 * rng.random() for _ in range(n)])
     lats, lons = true_points(lat, n)
-    return lats, lons, *fuzz.move_geodesic(lats, lons, bearings, inverse_radial_cdf(p, epsilon))
+    return lats, lons, *move_geodesic(lats, lons, bearings, inverse_radial_cdf(p, epsilon))
 
 
 def radial_ks_pvalue(sample, radius_m):

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mapsvc.core.fuzz import geodesic_distance_m
+from mapsvc.core.geodesy import geodesic_distance_m
 from mapsvc.core.policy import DEFAULT_POLICIES, DEFAULT_PRIVACY_LEVEL
 from tests.conftest import BISHKEK, NOW
 from tests.helpers import bucket_of, stored_counts, stored_events

@@ -109,6 +109,14 @@ def test_past_moment_shows_the_map_as_it_was(client, clock, at, visible):
         assert body["features"][0]["properties"]["weight"] == pytest.approx(expected, abs=WEIGHT_DECIMALS)
 
 
+def test_a_since_raised_past_at_lists_nothing(client):
+    """``since`` is raised to the next start of a bucket (an hour here), which may lie after ``at``."""
+    post_device(client, HOME)
+
+    assert _features(client, at=iso(NOW), since=iso(NOW - timedelta(minutes=1))) == []
+    assert len(_features(client, at=iso(NOW), since=iso(NOW - timedelta(hours=1)))) == 1
+
+
 @pytest.mark.parametrize("view", VIEWS)
 @pytest.mark.parametrize("ahead", [timedelta(minutes=5, seconds=1), timedelta(hours=2)])
 def test_moment_in_the_future_is_refused(client, view, ahead):

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from mapsvc.core.fuzz import fuzz_points, geodesic_distance_m, radial_cdf
+from mapsvc.core.fuzz import fuzz_points, radial_cdf
+from mapsvc.core.geodesy import geodesic_distance_m
 from mapsvc.services.intake import check, store_checked
 from mapsvc.settings import settings
 from mapsvc.store import get_store

@@ -18,7 +18,8 @@ from flask.testing import FlaskClient
 from scipy import stats
 from sqlalchemy import select
 
-from mapsvc.core.fuzz import geodesic_distance_m, radial_cdf
+from mapsvc.core.fuzz import radial_cdf
+from mapsvc.core.geodesy import geodesic_distance_m
 from mapsvc.core.policy import DEFAULT_POLICIES
 from mapsvc.store.models import Event, Report
 from tests.conftest import NOW

@@ -12,12 +12,13 @@ from typing import Any
 import click
 from flask.cli import with_appcontext
 
-from mapsvc.core.districts import DistrictFileError, read_districts
+from mapsvc.core.districts import DistrictFileError
 from mapsvc.core.errors import MapsvcError
 from mapsvc.services.advocacy.charts import KINDS, chart
 from mapsvc.services.advocacy.evidence import gather, hotspots, parse_question
 from mapsvc.services.advocacy.exports import DATA_FORMATS, DATA_KINDS, data_export
 from mapsvc.services.advocacy.hotspot_map import offline_html
+from mapsvc.services.boundaries import read_districts
 from mapsvc.settings import settings
 from mapsvc.store import get_store
 from mapsvc.store.advocacy import replace_districts

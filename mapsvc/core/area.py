@@ -2,25 +2,20 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import shapely
-from pyproj import Transformer
 from shapely.geometry import MultiPolygon, Point, Polygon, box, shape
 from shapely.ops import nearest_points
 
 from mapsvc.core.fuzz import round_coordinate
+from mapsvc.core.geodesy import local_projection, widened_box
 
 #: Clamped points are moved this far inside the boundary, so that rounding to 4 decimals
 #: (at most about 8 m) cannot push them back out.
 CLAMP_MARGIN_M = 20.0
-
-#: The fewest metres in a degree of latitude (at the equator; a degree of longitude there has more), so
-#: that a margin of so many degrees is at least as many metres everywhere.
-METRES_PER_DEGREE = 110_574.0
 
 
 @dataclass(frozen=True)
@@ -65,9 +60,7 @@ class ServiceArea:
         self.geometry = geometry
         shapely.prepare(self.geometry)
         centre = geometry.centroid
-        aeqd = f"+proj=aeqd +lat_0={centre.y} +lon_0={centre.x} +datum=WGS84 +units=m"
-        self._to_metric = Transformer.from_crs("EPSG:4326", aeqd, always_xy=True).transform
-        self._to_degrees = Transformer.from_crs(aeqd, "EPSG:4326", always_xy=True).transform
+        self._to_metric, self._to_degrees = local_projection(centre.y, centre.x)
         self._metric = shapely.transform(geometry, self._to_metric, interleaved=False)  # type: ignore[arg-type]
         inner = self._metric.buffer(-CLAMP_MARGIN_M)
         self._inner_metric = inner if not inner.is_empty else self._metric
@@ -110,14 +103,11 @@ class ServiceArea:
     def widened_bounds(self, margin_m: float) -> tuple[float, float, float, float]:
         """Return (min lon, min lat, max lon, max lat) widened by about ``margin_m`` metres on each side.
 
-        In degrees, so that clients can be told them exactly: the longitude margin is that of the
-        latitude nearest a pole, so it is at least ``margin_m`` everywhere.
+        In degrees, so that clients can be told them exactly; conservative
+        (:func:`mapsvc.core.geodesy.widened_box`): the margin is at least ``margin_m`` everywhere, the
+        longitude margin being that of the latitude nearest a pole.
         """
-        west, south, east, north = self.bounds
-        dlat = margin_m / METRES_PER_DEGREE
-        polar = min(max(abs(south), abs(north)) + dlat, 89.0)
-        dlon = dlat / math.cos(math.radians(polar))
-        return (max(west - dlon, -180.0), max(south - dlat, -90.0), min(east + dlon, 180.0), min(north + dlat, 90.0))
+        return widened_box(self.bounds, margin_m)
 
     def near(self, lat: float, lon: float, margin_m: float) -> bool:
         """Return whether the point lies within ``margin_m`` of the area.

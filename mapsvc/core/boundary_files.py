@@ -1,4 +1,4 @@
-"""Boundary files, read by what their bytes are and never by what GDAL guesses.
+"""Boundary files' formats, told by their bytes and never by what GDAL guesses; GeoJSON read from them.
 
 GDAL opens anything it has a driver for: a VRT file (XML) reads any local file or SQLite database
 and may fetch from other hosts through ``/vsicurl/``, a ``CSV:`` path shows a file's first line
@@ -13,19 +13,20 @@ boundary file's first bytes decide, and GDAL reads none of them:
   FeatureCollection or Feature, its shapes built by shapely. RFC 7946 GeoJSON is
   longitude/latitude (EPSG:4326); a legacy ``crs`` member is honoured only when it names an EPSG
   code (or CRS84) of a 2D geographic or projected CRS.
-- SQLite's header with a GeoPackage application id is a GeoPackage, read by Python's sqlite3 and
-  shapely (:mod:`mapsvc.core.boundary_geopackage`).
+- SQLite's header with a GeoPackage application id is a GeoPackage, read by Python's sqlite3
+  (:mod:`mapsvc.services.boundaries`) and shapely (:mod:`mapsvc.core.boundary_geopackage`).
 - anything else, zips included, is refused with a message saying what was expected.
 
 Messages name the problem, never a library's error text, which can quote another file.
+
+Pure functions over the file's bytes: reading them, from a path or an upload, bounded by a size,
+is :mod:`mapsvc.services.boundaries`' work.
 """
 
 from __future__ import annotations
 
 import re
-from contextlib import nullcontext
-from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import orjson
 import shapely
@@ -33,9 +34,16 @@ from pyproj import CRS
 from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
 
-from mapsvc.core.boundary_geopackage import read_geopackage
-from mapsvc.core.boundary_rules import UNREADABLE, Boundaries, no_field, plane_crs, too_detailed, too_many
-from mapsvc.core.boundary_rules import DistrictFileError as DistrictFileError  # callers catch it from here
+from mapsvc.core.boundary_rules import (
+    UNREADABLE,
+    Boundaries,
+    DistrictFileError,
+    no_field,
+    plane_crs,
+    readable_size,
+    too_detailed,
+    too_many,
+)
 
 BOM = b"\xef\xbb\xbf"
 SQLITE_HEADER = b"SQLite format 3\x00"
@@ -57,26 +65,10 @@ _CRS84_NAME = re.compile(
 )
 
 
-def read_bounded(source: Path | BinaryIO, limit: int) -> bytes:
-    """Return a file's bytes, reading at most ``limit`` + 1 of them: a larger file is refused unread."""
-    try:
-        with source.open("rb") if isinstance(source, Path) else nullcontext(source) as stream:
-            data = stream.read(limit + 1)
-    except OSError as exc:
-        raise DistrictFileError(f"cannot open the file ({type(exc).__name__})") from None
-    if len(data) > limit:
-        raise DistrictFileError(f"the file is larger than {_size(limit)}")
-    return data
-
-
-def _size(limit: int) -> str:
-    return f"{limit / 2**20:.0f} MB" if limit >= 2**20 else f"{limit} bytes"
-
-
-def read_boundaries(
+def read_geojson(
     data: bytes, name_field: str, layer: str | None, max_features: int, max_points: int, max_text: int
 ) -> Boundaries:
-    """Return the features of a GeoJSON or GeoPackage file, refusing one with over ``max_features``.
+    """Return the features of a GeoJSON file (one :func:`file_kind` calls "geojson"), refusing too many.
 
     Parameters
     ----------
@@ -85,33 +77,26 @@ def read_boundaries(
     name_field : str
         The field holding each feature's name.
     layer : str or None
-        A GeoPackage's layer to read (None: the only one).
+        Must be empty: a GeoJSON file has one layer.
     max_features : int
-        Most features read; a file with more is refused, past features never read.
+        Most features read; a file with more is refused, before any geometry is built.
     max_points : int
-        Most points, rings and polygons, all features together; a GeoJSON's text is counted
-        against it before it is parsed, a GeoPackage's geometries before they are built.
+        Most points, rings and polygons, all features together, counted in the text before it is parsed.
     max_text : int
-        Most bytes of a GeoJSON's strings (names, keys and values, quotes included), counted
-        before it is parsed.
+        Most bytes of the strings (names, keys and values, quotes included), counted before it is parsed.
 
     Raises
     ------
     DistrictFileError
-        If the bytes are neither format, the name field is missing, or there are too many
-        features, points or bytes of text.
+        If a layer is named, the text is not a GeoJSON FeatureCollection or Feature, the name
+        field is missing, or there are too many features, points or bytes of text.
 
     """
-    if file_kind(data) == "geojson":
-        if layer:
-            raise DistrictFileError("a GeoJSON file has a single layer: leave the layer empty")
-        _refuse_too_detailed(data, max_features, max_points)
-        _refuse_too_much_text(data, max_text)
-        return _geojson(data, name_field, max_features)
-    boundaries = read_geopackage(data, name_field, layer, max_features + 1, max_points)
-    if len(boundaries.names) > max_features:
-        raise too_many(max_features)
-    return boundaries
+    if layer:
+        raise DistrictFileError("a GeoJSON file has a single layer: leave the layer empty")
+    _refuse_too_detailed(data, max_features, max_points)
+    _refuse_too_much_text(data, max_text)
+    return _geojson(data, name_field, max_features)
 
 
 def file_kind(data: bytes) -> str:
@@ -177,7 +162,7 @@ def _refuse_too_much_text(data: bytes, max_text: int) -> None:
         return
     if sum(found.end() - found.start() for found in _STRING.finditer(data)) > max_text:
         raise DistrictFileError(
-            f"the file holds more than {_size(max_text)} of text in its names, fields and values"
+            f"the file holds more than {readable_size(max_text)} of text in its names, fields and values"
             " (drop fields that are not needed, such as long descriptions)"
         )
 

@@ -35,6 +35,11 @@ class Boundaries:
     crs: CRS | None
 
 
+def readable_size(limit: int) -> str:
+    """Return a size limit as the messages give it: "32 MB", or "1000 bytes" below a megabyte."""
+    return f"{limit / 2**20:.0f} MB" if limit >= 2**20 else f"{limit} bytes"
+
+
 def too_many(max_features: int) -> DistrictFileError:
     """Return the error for a file with more than ``max_features`` features."""
     return DistrictFileError(f"the file holds more than {max_features} districts")

@@ -40,6 +40,25 @@ def decay_rate(half_life_s: float) -> float:
     return math.log(2) / half_life_s
 
 
+def decayed_value(s: float, landmark: float, now: float, rate: float) -> float:
+    """Return the value at ``now`` of a forward-decayed sum ``s`` kept relative to ``landmark``.
+
+    ``s * exp(-rate * (now - landmark))``, all times in epoch seconds and ``rate`` from
+    :func:`decay_rate`. :meth:`DecayedSum.value_at` is this; the store calls it on the stored
+    columns, one row at a time, without building a :class:`DecayedSum` for each.
+    """
+    return s * math.exp(-rate * (now - landmark))
+
+
+def decay_factor(age_s: float, half_life_s: float) -> float:
+    """Return ``2 ** (-age / h)`` for any age: above 1 for a negative one.
+
+    The factor itself, for bounds on weights (the lowest weight over a span of time); an event's
+    weight is :func:`weight`, which is 0 for an event from the future.
+    """
+    return float(2.0 ** (-age_s / half_life_s))
+
+
 def weight(age_s: float, half_life_s: float) -> float:
     """Return the decay weight ``2 ** (-age / h)`` of an event ``age_s`` seconds old.
 
@@ -47,7 +66,7 @@ def weight(age_s: float, half_life_s: float) -> float:
     """
     if age_s < 0:
         return 0.0
-    return float(2.0 ** (-age_s / half_life_s))
+    return decay_factor(age_s, half_life_s)
 
 
 @dataclass(frozen=True)
@@ -70,7 +89,7 @@ class DecayedSum:
 
     def value_at(self, now: float, rate: float) -> float:
         """Return the decayed value at ``now`` (epoch seconds)."""
-        return self.s * math.exp(-rate * (now - self.landmark))
+        return decayed_value(self.s, self.landmark, now, rate)
 
     @classmethod
     def start(cls, t: float) -> DecayedSum:

@@ -1,4 +1,4 @@
-"""Administrative districts: reading boundary files and placing count atoms in them.
+"""Administrative districts: checking a boundary file's features and placing count atoms in them.
 
 Districts partition the city differently from H3 cells. To keep one set of atoms behind every
 output (``mapsvc.core.counts``), a district's count is the sum of the published atoms whose
@@ -7,14 +7,15 @@ published atoms (0 or at least the minimum count), and no district figure can be
 cell figure to recover a hidden atom. Near a boundary an event may be counted in the
 neighbouring district: the price of consistency, and smaller than the fuzzing noise at the
 default resolution.
+
+The file is read by :mod:`mapsvc.services.boundaries`; here are the districts' rules: the
+limits a file must keep within, and :func:`districts_of`, which checks what was read.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
-from typing import BinaryIO
 
 import geopandas as gpd
 import h3
@@ -23,8 +24,8 @@ import shapely
 from shapely.geometry import MultiPolygon, Point, Polygon
 from shapely.geometry.base import BaseGeometry
 
-from mapsvc.core.boundary_files import DistrictFileError as DistrictFileError  # callers catch it from here
-from mapsvc.core.boundary_files import read_boundaries, read_bounded
+from mapsvc.core.boundary_rules import Boundaries
+from mapsvc.core.boundary_rules import DistrictFileError as DistrictFileError  # callers catch it from here
 from mapsvc.core.text import refused_characters
 
 #: Most districts a file may hold.
@@ -51,32 +52,25 @@ class District:
     geometry: Polygon | MultiPolygon
 
 
-def read_districts(source: Path | BinaryIO, name_field: str = "name", layer: str | None = None) -> list[District]:
-    """Read districts from a GeoJSON or GeoPackage file, reprojected to EPSG:4326.
+def districts_of(found: Boundaries, name_field: str) -> list[District]:
+    """Return the districts of a boundary file's features, reprojected to EPSG:4326.
 
     Parameters
     ----------
-    source : Path or binary stream
-        The file, or its bytes (an upload held in memory); its format is found from its bytes
-        (see :mod:`mapsvc.core.boundary_files`), never by GDAL.
+    found : Boundaries
+        The features as read (:func:`mapsvc.services.boundaries.read_boundaries`), within the
+        limits above.
     name_field : str
-        The attribute holding each district's name (unique, non-empty).
-    layer : str, optional
-        The layer of a GeoPackage with several.
+        The attribute that held each district's name (for the messages).
 
     Raises
     ------
     DistrictFileError
-        If the file is larger than :data:`MAX_FILE_BYTES`, neither GeoJSON nor GeoPackage, lacks
-        the name field, has no CRS, holds non-polygons, empty or duplicate names, more than
-        :data:`MAX_DISTRICTS` districts, :data:`MAX_POINTS` points or, in GeoJSON,
-        :data:`MAX_TEXT_BYTES` bytes of strings (found before the rest is read),
-        a coordinate that is not a finite number, before or after reprojection, or a point off
-        the globe (longitude beyond ±180°, latitude beyond ±90°).
+        If there are no features or no CRS, or a name is empty, repeated or overlong, a geometry
+        is not a polygon, a coordinate is not a finite number, before or after reprojection, or
+        a point lies off the globe (longitude beyond ±180°, latitude beyond ±90°).
 
     """
-    data = read_bounded(source, MAX_FILE_BYTES)
-    found = read_boundaries(data, name_field, layer, MAX_DISTRICTS, MAX_POINTS, MAX_TEXT_BYTES)
     if not found.names:
         raise DistrictFileError("the file holds no districts")
     if found.crs is None:

@@ -14,13 +14,12 @@ from typing import Protocol
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from pyproj import Geod
 from scipy.special import lambertw
+
+from mapsvc.core.geodesy import move_geodesic
 
 #: Published coordinates keep this many decimals (about 11 m).
 COORDINATE_DECIMALS = 4
-
-WGS84 = Geod(ellps="WGS84")
 
 
 class UniformSource(Protocol):
@@ -101,30 +100,6 @@ def draw_displacements(
     bearings = uniforms[0] * 360.0
     distances = inverse_radial_cdf(uniforms[1], epsilon)
     return bearings, distances
-
-
-def move_geodesic(
-    lat: ArrayLike, lon: ArrayLike, bearing_deg: ArrayLike, distance_m: ArrayLike
-) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """Return the points reached by travelling ``distance_m`` along ``bearing_deg`` on WGS84."""
-    lon2, lat2, _ = WGS84.fwd(
-        np.asarray(lon, dtype=float),
-        np.asarray(lat, dtype=float),
-        np.asarray(bearing_deg, dtype=float),
-        np.asarray(distance_m, dtype=float),
-    )
-    return np.asarray(lat2, dtype=float), np.asarray(lon2, dtype=float)
-
-
-def geodesic_distance_m(lat1: ArrayLike, lon1: ArrayLike, lat2: ArrayLike, lon2: ArrayLike) -> NDArray[np.float64]:
-    """Return the WGS84 distance in metres between point pairs."""
-    _, _, dist = WGS84.inv(
-        np.asarray(lon1, dtype=float),
-        np.asarray(lat1, dtype=float),
-        np.asarray(lon2, dtype=float),
-        np.asarray(lat2, dtype=float),
-    )
-    return np.asarray(dist, dtype=float)
 
 
 def fuzz_points(

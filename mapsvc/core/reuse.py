@@ -19,7 +19,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from mapsvc.core.fuzz import geodesic_distance_m
+from mapsvc.core.geodesy import geodesic_distance_m
 
 #: Default theta in units of 1/epsilon. A fresh draw lands within theta with probability
 #: C(4) = 1 - 5 e^-4 = 0.908, so a place publishes 1.10 points on average, however often it is

@@ -17,8 +17,8 @@ from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
-#: Mean Earth radius (IUGG), in metres.
-EARTH_RADIUS_M = 6_371_008.8
+from mapsvc.core.geodesy import equirectangular_m
+
 #: Street samples for the danger along a street are at most this far apart, in metres.
 SAMPLE_SPACING_M = 10.0
 
@@ -103,9 +103,7 @@ class StreetNetwork:
 
         Over a city (tens of kilometres) the error is well under one per cent.
         """
-        lon0, lat0 = self.origin
-        x = np.radians(np.asarray(lon, dtype=float) - lon0) * np.cos(np.radians(lat0)) * EARTH_RADIUS_M
-        y = np.radians(np.asarray(lat, dtype=float) - lat0) * EARTH_RADIUS_M
+        x, y = equirectangular_m(lon, lat, *self.origin)
         return np.column_stack([np.atleast_1d(x), np.atleast_1d(y)])
 
     @cached_property

@@ -12,17 +12,13 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from mapsvc.core.geodesy import NOMINAL_METRES_PER_DEGREE, Box, widened_box
+
 #: The latitude at which the Web Mercator square ends, in degrees.
 MERCATOR_LAT = math.degrees(math.atan(math.sinh(math.pi)))
 
-#: Metres in one degree of latitude (and of longitude at the equator), on the WGS84 mean radius.
-METRES_PER_DEGREE = 111_320.0
-
 #: Slack in degrees (about 0.1 mm): rounding in the browser never makes a wanted tile refused.
 SLACK_DEG = 1e-9
-
-#: (west, south, east, north) in degrees.
-Box = tuple[float, float, float, float]
 
 #: Deepest zoom level a tile provider numbers (a z beyond is not a tile at all).
 DEEPEST_ZOOM = 24
@@ -58,21 +54,15 @@ def widened(bounds: Box, margin_m: float) -> Box:
     bounds : tuple of float
         (west, south, east, north) in degrees.
     margin_m : float
-        The margin in metres (0 or more); east-west degrees are taken at the box's widest latitude.
+        The margin in metres (0 or more), nominal (:data:`~mapsvc.core.geodesy.NOMINAL_METRES_PER_DEGREE`:
+        the margin need only be about right, the map page is given this same box); east-west
+        degrees are taken at the box's widest latitude.
 
     """
     if not margin_m >= 0:
         raise ValueError("the margin must be 0 metres or more")
-    west, south, east, north = bounds
-    dlat = margin_m / METRES_PER_DEGREE
-    widest = min(89.0, max(abs(south), abs(north)) + dlat)
-    dlon = margin_m / (METRES_PER_DEGREE * math.cos(math.radians(widest)))
-    return (
-        max(-180.0, west - dlon),
-        max(-MERCATOR_LAT, south - dlat),
-        min(180.0, east + dlon),
-        min(MERCATOR_LAT, north + dlat),
-    )
+    west, south, east, north = widened_box(bounds, margin_m, NOMINAL_METRES_PER_DEGREE)
+    return (west, max(-MERCATOR_LAT, south), east, min(MERCATOR_LAT, north))
 
 
 def meets(tile: Box, box: Box) -> bool:

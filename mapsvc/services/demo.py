@@ -6,7 +6,6 @@ happens), come more often at night, mix categories in plausible shares and sprea
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
@@ -14,6 +13,7 @@ from datetime import UTC, datetime, timedelta, tzinfo
 import numpy as np
 
 from mapsvc.core.area import ServiceArea
+from mapsvc.core.geodesy import flat_offset
 from mapsvc.core.policy import PERPETRATORS
 
 #: Shares of categories among reports: checkpoints and extortion are the most common.
@@ -110,8 +110,7 @@ def generate(
         else:
             k = rng.integers(hotspot_count)
             dy, dx = rng.normal(0, spread_m[k], size=2)
-            lat = centres[k, 0] + dy / 111_320
-            lon = centres[k, 1] + dx / (111_320 * math.cos(math.radians(centres[k, 0])))
+            lat, lon = flat_offset(centres[k, 0], centres[k, 1], dy, dx)
         if not area.contains(lat, lon):
             continue
         day = rng.exponential(days / 2.5)

@@ -7,7 +7,6 @@ answer and forgotten, never stored or logged.
 
 from __future__ import annotations
 
-import math
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -16,8 +15,9 @@ from typing import Any
 
 from flask_babel import gettext as _
 
-from mapsvc.core.danger import DangerEvent, StreetRisk, street_risk
+from mapsvc.core.danger import REACH, DangerEvent, StreetRisk, street_risk
 from mapsvc.core.errors import Conflict, InvalidInput
+from mapsvc.core.geodesy import widened_box
 from mapsvc.core.moments import rounded_down
 from mapsvc.core.routing import Route, route_between
 from mapsvc.core.session_plan import MAX_STOPS, SessionPlan, plan_session
@@ -149,10 +149,10 @@ def _danger(network: StreetNetwork, info: NetworkInfo, request: PlanRequest, sin
         if key in _RISKS:
             _RISKS.move_to_end(key)
             return _RISKS[key]
-        reach = 2.0 * max((p.fuzz_radius_m for p in wanted), default=0.0) / 111_000
-        lon0, lat0, lon1, lat1 = network.bounds
-        pad = reach / max(math.cos(math.radians(max(abs(lat0), abs(lat1)))), 0.01)
-        bbox = (lon0 - pad, lat0 - reach, lon1 + pad, lat1 + reach)
+        # Every event the danger feels (within REACH fuzz radii of a street): conservative degrees
+        # hold that distance on the ellipsoid, and so on the danger's own mean sphere.
+        reach_m = REACH * max((p.fuzz_radius_m for p in wanted), default=0.0)
+        bbox = widened_box(network.bounds, reach_m)
         found = (
             layer_events(session, LayerQuery(request.at, bbox, wanted, s.threshold, EVENT_LIMIT))[0] if wanted else []
         )

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import math
 import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -31,7 +30,7 @@ from sqlalchemy.orm import Session
 
 from mapsvc.core.decay import from_epoch, to_epoch, weight
 from mapsvc.core.events import LayerEvent, PublicEvent
-from mapsvc.core.fuzz import geodesic_distance_m
+from mapsvc.core.geodesy import geodesic_distance_m, widened_box
 from mapsvc.core.heat import cell_of
 from mapsvc.core.policy import CategoryPolicy
 from mapsvc.core.trust import Hold, Status, Trust, trust_of
@@ -39,9 +38,6 @@ from mapsvc.store.db import affected_rows
 from mapsvc.store.heat import change_heat
 from mapsvc.store.models import EVENT_POINT, Event, HeatSeries, HeatStep, Report
 from mapsvc.store.spatial import in_bbox, in_bbox_exactly, is_postgis
-
-#: Metres per degree of latitude, rounded up so that search boxes are never too small.
-_M_PER_DEG_LAT = 110_500.0
 
 
 class Origin(StrEnum):
@@ -97,10 +93,13 @@ def _hash_code(code: str) -> str:
 
 
 def _search_box(lat: float, lon: float, distance_m: float) -> tuple[float, float, float, float]:
-    """Return (min lat, max lat, min lon, max lon) around a point that holds the given radius."""
-    dlat = distance_m / _M_PER_DEG_LAT
-    dlon = distance_m / (_M_PER_DEG_LAT * max(math.cos(math.radians(min(abs(lat) + dlat, 89.9))), 1e-6))
-    return lat - dlat, lat + dlat, lon - dlon, lon + dlon
+    """Return (min lat, max lat, min lon, max lon) around a point that holds the given radius.
+
+    Conservative (:func:`mapsvc.core.geodesy.widened_box`): every point within ``distance_m``
+    (geodesic) lies in the box, so the exact distance test that follows it decides alone.
+    """
+    west, south, east, north = widened_box((lon, lat, lon, lat), distance_m)
+    return south, north, west, east
 
 
 # The intake path runs these for every report; built once, they skip per-call compilation.

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -13,7 +12,7 @@ from sqlalchemy import String, and_, bindparam, delete, func, insert, literal, s
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, aliased
 
-from mapsvc.core.decay import DecayedSum, decay_rate, to_epoch
+from mapsvc.core.decay import DecayedSum, decay_rate, decayed_value, to_epoch
 from mapsvc.core.heat import Atom
 from mapsvc.core.policy import CategoryPolicy
 from mapsvc.store.models import SERIES_POINT, Event, HeatSeries, HeatStep, UTCDateTime
@@ -227,11 +226,14 @@ def read_atoms(session: Session, query: HeatQuery) -> list[Atom]:
     Per category and series: the latest step at or before ``at`` minus the publication delay
     gives the decayed sum; the latest step before the visibility window gives the count of
     events that had already faded, so the difference is the number of live events.
+
+    The decay is the core's (:func:`~mapsvc.core.decay.decayed_value` at the rate
+    :func:`~mapsvc.core.decay.decay_rate` of the series' half-life), evaluated here in Python on
+    the stored columns: the database only selects the rows.
     """
     at_s = to_epoch(query.at)
-    exp, ln2 = math.exp, math.log(2)
     return [
-        Atom(cell, category, decayed_sum * exp(-ln2 / half_life_s * (at_s - landmark_s)), total - faded)
+        Atom(cell, category, decayed_value(decayed_sum, landmark_s, at_s, decay_rate(half_life_s)), total - faded)
         for cell, category, half_life_s, total, decayed_sum, landmark_s, faded in _atom_rows(session, query)
         if total > faded
     ]

@@ -7,7 +7,8 @@ import pytest
 from scipy import stats
 from scipy.special import lambertw
 
-from mapsvc.core.fuzz import geodesic_distance_m, radial_cdf
+from mapsvc.core.fuzz import radial_cdf
+from mapsvc.core.geodesy import geodesic_distance_m
 
 EPSILON = np.log(4) / 300
 DRAWS = 20_000

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from mapsvc.core.fuzz import geodesic_distance_m
+from mapsvc.core.geodesy import geodesic_distance_m
 from mapsvc.core.policy import DEFAULT_POLICIES
 from tests.browser.conftest import PHONE, Service, served_app, shot
 from tests.browser.test_fuzz_js import SEEDED_WORDS

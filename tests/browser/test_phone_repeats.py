@@ -15,7 +15,8 @@ import math
 import numpy as np
 import pytest
 
-from mapsvc.core.fuzz import geodesic_distance_m, inverse_radial_cdf
+from mapsvc.core.fuzz import inverse_radial_cdf
+from mapsvc.core.geodesy import geodesic_distance_m
 from tests.browser.conftest import record
 from tests.browser.test_fuzz_js import SEEDED_WORDS
 

@@ -7,7 +7,8 @@ import math
 
 import pytest
 
-from mapsvc.core.fuzz import WGS84, inverse_radial_cdf
+from mapsvc.core.fuzz import inverse_radial_cdf
+from mapsvc.core.geodesy import WGS84
 from tests.browser.conftest import PHONE, shot
 
 

@@ -4,7 +4,8 @@ Security issue #12, findings 1 and 6. GDAL opened an upload with every driver on
 the accounts table of any SQLite database into district names, a ``CSV:`` source showed another
 file's first line in the "no field" message, ``/vsicurl/`` fetched from other hosts, a zip was
 opened, and the district count was checked only after the whole file was read. Each attack is
-tried on the core reader, through the advocates' upload page and through the command line.
+tried on the reader (``mapsvc.services.boundaries``), through the advocates' upload page and
+through the command line.
 
 The follow-up review found three more: GDAL's GeoPackage driver still handed the file's stored CRS
 definition to PROJ, which opened the grid file or fetched the URL a ``PARAMETERFILE`` named;
@@ -45,9 +46,9 @@ from mapsvc.core.districts import (
     MAX_POINTS,
     MAX_TEXT_BYTES,
     DistrictFileError,
-    read_districts,
 )
 from mapsvc.core.roles import Role
+from mapsvc.services.boundaries import read_districts
 from mapsvc.store.advocacy import load_districts
 from tests.helpers import sign_in
 from tests.test_advocacy_cli import districts_frame
@@ -147,7 +148,7 @@ def feature(name: str, geometry: object) -> dict[str, object]:
 
 
 def refusal(data: bytes, **kwargs: str) -> str:
-    """Return the message with which the core reader refuses ``data``."""
+    """Return the message with which the reader refuses ``data``."""
     with pytest.raises(DistrictFileError) as refused:
         read_districts(io.BytesIO(data), **kwargs)
     return str(refused.value)
@@ -158,7 +159,7 @@ def assert_no_secret(*texts: str) -> None:
         assert not any(secret in t for t in texts), f"{secret} leaked"
 
 
-# The core reader.
+# The reader.
 
 
 def test_a_vrt_reading_a_database_is_refused_and_reads_nothing(accounts_db):
@@ -368,7 +369,8 @@ ROOT = Path(__file__).resolve().parents[2]
 READ_WITH_PROJ_NETWORK_ON = """
 import io, json, sys
 import pyproj.network
-from mapsvc.core.districts import DistrictFileError, read_districts
+from mapsvc.core.districts import DistrictFileError
+from mapsvc.services.boundaries import read_districts
 try:
     found = [list(d.geometry.bounds) for d in read_districts(io.BytesIO(sys.stdin.buffer.read()))]
 except DistrictFileError as exc:
@@ -652,7 +654,8 @@ def test_the_strings_budget_allows_its_bytes_and_not_one_more(monkeypatch):
 #: child through ``exec``.
 MEASURE = """
 import io, sys
-from mapsvc.core.districts import DistrictFileError, read_districts
+from mapsvc.core.districts import DistrictFileError
+from mapsvc.services.boundaries import read_districts
 def kilobytes(field):
     with open("/proc/self/status") as status:
         return next(int(line.split()[1]) for line in status if line.startswith(field + ":"))

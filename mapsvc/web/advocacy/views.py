@@ -12,7 +12,7 @@ from flask import Blueprint, Response, render_template, request, url_for
 from flask_babel import gettext as _
 
 from mapsvc.core.charts import FORMATS
-from mapsvc.core.districts import DistrictFileError, read_districts
+from mapsvc.core.districts import DistrictFileError
 from mapsvc.core.errors import InvalidInput, NotFound
 from mapsvc.core.policy import PERPETRATORS
 from mapsvc.services.advocacy.charts import KINDS, chart
@@ -27,6 +27,7 @@ from mapsvc.services.advocacy.evidence import (
 )
 from mapsvc.services.advocacy.exports import DATA_FORMATS, DATA_KINDS, data_export
 from mapsvc.services.advocacy.hotspot_map import build, offline_html
+from mapsvc.services.boundaries import read_districts
 from mapsvc.services.imports.mapping import MappingError, pairs
 from mapsvc.services.imports.run import ImportFailed, ImportOptions, run_import
 from mapsvc.settings import settings

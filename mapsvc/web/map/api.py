@@ -14,8 +14,10 @@ from flask import Blueprint, Response, request
 from flask_babel import gettext as _
 from sqlalchemy.orm import Session
 
+from mapsvc.core.decay import decay_factor
 from mapsvc.core.errors import InvalidInput, NotFound
 from mapsvc.core.events import features
+from mapsvc.core.geodesy import degrees_of_latitude
 from mapsvc.core.heat import aggregate, allowed_resolutions, cell_polygon
 from mapsvc.core.moments import iso, rounded_down
 from mapsvc.core.policy import CategoryPolicy
@@ -143,9 +145,12 @@ def _since(at: datetime, s: Settings) -> datetime | None:
 
 
 def _threshold_since(at: datetime, since: datetime, policies: list[CategoryPolicy], threshold: float) -> float:
-    """Return a weight threshold low enough that no event of [since, at] is left out."""
+    """Return a weight threshold low enough that no event of [since, at] is left out.
+
+    ``since``, raised to the next start of a time bucket, may lie after ``at``: the factor is then above 1.
+    """
     age_s = (at - since).total_seconds()
-    lowest = min((2.0 ** (-age_s / p.half_life_s) for p in policies), default=threshold)
+    lowest = min((decay_factor(age_s, p.half_life_s) for p in policies), default=threshold)
     return min(threshold, lowest * 0.999)
 
 
@@ -246,7 +251,9 @@ def _heat_body(
     wanted: list[CategoryPolicy],
 ) -> dict[str, Any]:
     """Return the FeatureCollection of the published heat cells in view at ``resolution``."""
-    margin = 2 * h3.average_hexagon_edge_length(resolution, unit="km") / 111.0
+    # Two edges: atoms of a cell at the view's edge lie within them. Conservative in latitude; the same
+    # degrees are taken east-west, where they span fewer metres.
+    margin = degrees_of_latitude(2 * h3.average_hexagon_edge_length(resolution, unit="m"))
     atoms = read_atoms(session, HeatQuery(at, bbox, wanted, s.threshold, margin))
     cells = aggregate(atoms, resolution, {p.name: p.min_count_public for p in wanted})
     features = [

@@ -16,7 +16,7 @@ from werkzeug.wrappers import Response
 
 from mapsvc.core.errors import MapsvcError
 from mapsvc.core.events import PublicEvent
-from mapsvc.core.fuzz import geodesic_distance_m
+from mapsvc.core.geodesy import geodesic_distance_m
 from mapsvc.services import parse
 from mapsvc.settings import settings
 from mapsvc.store import get_store
