@@ -1,7 +1,7 @@
 """The app's settings: every ``MAPSVC_*`` setting checked once, when the app is created, then read from here.
 
-:func:`init_app` (called by :func:`mapsvc.create_app`, before any other part of the app is set
-up) builds one frozen :class:`Settings` from ``app.config``; a bad value stops start-up with a
+:func:`init_app` (called by :func:`mapsvc.create_app`, before the store, the web and the commands
+are set up) builds one frozen :class:`Settings` from ``app.config``; a bad value stops start-up with a
 ValueError that names the setting and what it may be, instead of a 500 at the first request
 that reads it. Code reads settings through :func:`settings` only (templates through the
 ``settings`` global), never through ``app.config``; the groups hang from it:
@@ -178,9 +178,12 @@ def parse_key(value: object, name: str = "TOTP_ENCRYPTION_KEY") -> bytes:
 
 @dataclass(frozen=True)
 class DatabaseSettings:
-    """Where the data lives (``DATABASE_URL``) and, for SQLite, how often it syncs (``SQLITE_SYNCHRONOUS``)."""
+    """Where the data lives (``DATABASE_URL``) and, for SQLite, how often it syncs (``SQLITE_SYNCHRONOUS``).
 
-    url: str
+    The URL may hold the database's password: it is left out of the repr.
+    """
+
+    url: str = field(repr=False)
     sqlite_synchronous: str
 
     @classmethod
@@ -317,11 +320,12 @@ def _zoom(value: object, low: int, high: int) -> bool:
 class TileSettings:
     """Map tiles: the upstream, the cache, and what the map may show (``view``).
 
-    ``url`` is "" where the service shows no tiles. The rate limits of tile fetches are
-    ``settings().limits``'s, with the other counts in the limiter's store.
+    ``url`` is "" where the service shows no tiles; it may hold a tile provider's key, and is left
+    out of the repr. The rate limits of tile fetches are ``settings().limits``'s, with the other
+    counts in the limiter's store.
     """
 
-    url: str
+    url: str = field(repr=False)
     attribution: str
     user_agent: str
     timeout_s: float
@@ -489,11 +493,12 @@ class LimitSettings:
     settings are (``intake_rate_limit`` is ``INTAKE_RATE_LIMIT``). ``enabled``, ``storage_uri``
     and ``key_prefix`` are Flask-Limiter's ``RATELIMIT_ENABLED``, ``RATELIMIT_STORAGE_URI`` and
     ``RATELIMIT_KEY_PREFIX``, which mapsvc's own counts follow too. ``key_secret`` is
-    ``LIMIT_KEY_SECRET``, or random for this process's life (left out of the repr).
+    ``LIMIT_KEY_SECRET``, or random for this process's life; it and the storage URI, which may hold
+    Redis's password, are left out of the repr.
     """
 
     enabled: bool
-    storage_uri: str
+    storage_uri: str = field(repr=False)
     key_prefix: str
     login_rate_limit: str
     intake_rate_limit: str
@@ -520,12 +525,12 @@ class LimitSettings:
         """Build and check the settings; raise ValueError naming the bad one."""
         uri = _get(config, "RATELIMIT_STORAGE_URI")
         if not isinstance(uri, str) or "://" not in uri:
-            raise ValueError(
-                f"RATELIMIT_STORAGE_URI must be a storage URI such as memory:// or redis://host:6379/0, not {uri!r}"
-            )
+            # Not echoed: a mistyped URI may still hold Redis's password.
+            raise ValueError("RATELIMIT_STORAGE_URI must be a storage URI such as memory:// or redis://host:6379/0")
         prefix = _get(config, "RATELIMIT_KEY_PREFIX") or ""
-        if not isinstance(prefix, str):
+        if isinstance(prefix, bool) or not isinstance(prefix, str | int):
             raise ValueError("RATELIMIT_KEY_PREFIX must be a string")
+        prefix = str(prefix)  # MAPSVC_RATELIMIT_KEY_PREFIX=123 comes as a number: Flask reads the environment as JSON
         known = _get(config, "LOGIN_KNOWN_DEVICE_FAILURE_LIMIT")
         return cls(
             enabled=_flag(config, "RATELIMIT_ENABLED"),
@@ -719,10 +724,18 @@ def from_config(config: Config, instance_path: str | Path = "instance") -> Setti
     )
 
 
+@dataclass(frozen=True)
+class TemplateSettings:
+    """What templates read of the settings: the pages' own, and nothing secret or naming a server."""
+
+    pages: PageSettings
+    password_min_length: int
+
+
 def init_app(app: Flask) -> None:
-    """Check every setting and keep the settings on the app (and offer them to every template)."""
+    """Check every setting and keep the settings on the app (and offer the pages' few to every template)."""
     made = app.extensions["mapsvc.settings"] = from_config(app.config, app.instance_path)
-    app.jinja_env.globals["settings"] = made
+    app.jinja_env.globals["settings"] = TemplateSettings(made.pages, made.accounts.password_min_length)
 
 
 def settings() -> Settings:

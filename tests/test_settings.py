@@ -94,15 +94,43 @@ def test_the_settings_cannot_be_changed_once_made(app):
         made.moderation.page_size = 5  # type: ignore[misc]
 
 
-def test_the_secrets_stay_out_of_the_settings_repr(app_config):
-    app = create_app({**app_config, "LIMIT_KEY_SECRET": "s" * 40, "DEVICE_COOKIE_SECRET": "d" * 40})
+def test_the_secrets_stay_out_of_the_settings_repr(app_config, tmp_path):
+    database = f"sqlite:///{tmp_path / 'pw-in-the-url.sqlite3'}"
+    app = create_app(
+        {
+            **app_config,
+            "DATABASE_URL": database,
+            "LIMIT_KEY_SECRET": "s" * 40,
+            "DEVICE_COOKIE_SECRET": "d" * 40,
+            "TILE_URL": "https://tiles.example/{z}/{x}/{y}.png?key=tile-key-secret",
+        }
+    )
     try:
-        text = repr(app.extensions["mapsvc.settings"])
+        made = app.extensions["mapsvc.settings"]
+        text = repr(made)
+        shown = repr(app.jinja_env.globals["settings"])
     finally:
         app.extensions["mapsvc.store"].dispose()
 
     assert "s" * 40 not in text and "d" * 40 not in text
     assert "totp_keys" not in text and "key_secret" not in text
+    assert "pw-in-the-url" not in text and "tile-key-secret" not in text and "memory://" not in text
+    assert made.database.url == database and "tile-key-secret" in made.tiles.url  # kept, only not shown
+    assert "password_min_length" in shown and "accounts" not in shown and "limits" not in shown
+
+
+def test_a_bad_limits_store_uri_is_refused_without_echoing_it(app_config):
+    with pytest.raises(ValueError, match="RATELIMIT_STORAGE_URI") as refused:
+        create_app({**app_config, "RATELIMIT_STORAGE_URI": "redis:/:hunter2@localhost"})
+    assert "hunter2" not in str(refused.value)
+
+
+def test_a_numeric_limits_key_prefix_from_the_environment_is_taken_as_text(app_config):
+    app = create_app({**app_config, "RATELIMIT_KEY_PREFIX": 123})
+    try:
+        assert app.extensions["mapsvc.settings"].limits.key_prefix == "123"
+    finally:
+        app.extensions["mapsvc.store"].dispose()
 
 
 # --- nothing reads the configuration but the settings -------------------------------------------

@@ -19,7 +19,7 @@ import binascii
 import logging
 import re
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import pyotp
@@ -63,7 +63,7 @@ class SecretBox:
     at start-up (``settings().accounts.totp_keys``).
     """
 
-    keys: tuple[bytes, ...]
+    keys: tuple[bytes, ...] = field(repr=False)
 
     @staticmethod
     def _bound_to(account_id: int) -> bytes:

@@ -256,7 +256,7 @@ def _heat_body(
     margin = degrees_of_latitude(2 * h3.average_hexagon_edge_length(resolution, unit="m"))
     atoms = read_atoms(session, HeatQuery(at, bbox, wanted, s.threshold, margin))
     cells = aggregate(atoms, resolution, {p.name: p.min_count_public for p in wanted})
-    features = [
+    hexagons = [
         {
             "type": "Feature",
             "id": c.cell,
@@ -265,7 +265,7 @@ def _heat_body(
         }
         for c in cells
     ]
-    return {"type": "FeatureCollection", "at": iso(at), "resolution": resolution, "features": features}
+    return {"type": "FeatureCollection", "at": iso(at), "resolution": resolution, "features": hexagons}
 
 
 @bp.get("/health")
