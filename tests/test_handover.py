@@ -195,6 +195,10 @@ def test_the_read_threads_of_a_server_run_below_its_other_threads(migrated_templ
     log = tmp_path / "server.log"
     process, port = start(url, log, workers=2, **NO_PER_WORKER_COUNTS)
     try:
+        deadline = time.monotonic() + 20
+        while len(_workers(process.pid)) < 3:  # two readers and the intake: a loaded machine forks slowly
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
         for _ in range(20):  # the reads' threads start with the first reads
             connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
             connection.request("GET", "/api/health")
