@@ -20,7 +20,7 @@ from flask_limiter import RateLimitExceeded
 
 from mapsvc.core.errors import NotFound
 from mapsvc.core.tilegrid import TileView, tiles_meeting
-from mapsvc.services.tiles import TileUnavailable, count_request, fetch_upstream, fresh, tile_cache, tile_view
+from mapsvc.services.tiles import TileUnavailable, count_request, fetch_upstream, fresh, tile_cache
 from mapsvc.settings import settings
 
 tiles_group = click.Group("tiles", help="The map tiles' cache.")
@@ -44,7 +44,7 @@ def tiles_seed(pause: float) -> None:
     """Fetch the overview's tiles that are not cached (or are stale), one at a time."""
     if not settings().tiles.url:
         raise click.ClickException("TILE_URL is empty: this service shows no map tiles")
-    view = tile_view()
+    view = settings().tiles.view
     cache, fetched, missing = tile_cache(view), 0, 0
     for z, x, y in overview(view):
         try:

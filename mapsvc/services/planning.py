@@ -24,19 +24,13 @@ from mapsvc.core.session_plan import MAX_STOPS, SessionPlan, plan_session
 from mapsvc.core.streets import StreetNetwork
 from mapsvc.services import parse
 from mapsvc.services.osm import MODES
-from mapsvc.settings import RouteSettings as RouteSettings  # the planner's settings, from where they are checked
-from mapsvc.settings import Settings, settings
+from mapsvc.settings import RouteSettings, Settings, settings
 from mapsvc.store import get_store
 from mapsvc.store.events import LayerQuery, layer_events, oldest_readable
 from mapsvc.store.roads import NetworkInfo, load_network
 
 #: Most live events taken into account per plan (the heaviest first).
 EVENT_LIMIT = 20_000
-
-
-def route_settings() -> RouteSettings:
-    """Return the current app's route planning settings (``settings().routes``)."""
-    return settings().routes
 
 
 @dataclass(frozen=True)
@@ -88,7 +82,8 @@ def parse_request(data: Any, kind: str) -> PlanRequest:
     """Return the checked request of ``kind`` ("routes": from, to; "sessions": start, stops, end)."""
     if not isinstance(data, dict):
         raise InvalidInput(_("the body must be a JSON object"), status=400)
-    s, rs = settings(), route_settings()
+    s = settings()
+    rs = s.routes
     mode = parse.choice(data.get("mode"), "mode", MODES, default="walk")
     alpha_value = data.get("alpha")
     alpha = rs.alpha if alpha_value is None else parse.coordinate(alpha_value, "alpha", 0, rs.alpha_max)
@@ -132,7 +127,8 @@ def _danger(network: StreetNetwork, info: NetworkInfo, request: PlanRequest, sin
     reuses it. ``singles``: the requester may see single events (else only the categories with
     public markers count).
     """
-    s, rs = settings(), route_settings()
+    s = settings()
+    rs = s.routes
     wanted = [p for p in s.policies.values() if request.weights.get(p.name, 0) > 0 and (p.public_markers or singles)]
     store = get_store()
     with store.reader() as session:
@@ -180,7 +176,7 @@ def prepare(request: PlanRequest, singles: bool) -> Prepared:
             _("no %(mode)s street network is imported yet: run `mapsvc roads import`", mode=request.mode), "mode"
         )
     info, network = loaded
-    limit = route_settings().max_snap_m
+    limit = settings().routes.max_snap_m
     snaps = [network.snap(lon, lat) for lon, lat in request.points]
     for snap, field in zip(snaps, request.fields, strict=True):
         if snap.distance_m > limit:

@@ -53,11 +53,6 @@ class TileUnavailable(MapsvcError):
     status = 503
 
 
-def tile_view() -> TileView:
-    """Return the tiles this app serves: the service area's box plus the margin, and the zoom range."""
-    return settings().tiles.view
-
-
 def tile_cache(view: TileView) -> TileCache:
     """Return the app's tile cache (``TILE_CACHE_DIR``, default the instance folder's ``tiles/``)."""
     t = settings().tiles

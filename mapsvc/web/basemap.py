@@ -12,7 +12,7 @@ from typing import cast
 import folium
 from flask import url_for
 
-from mapsvc.services.tiles import tile_view
+from mapsvc.settings import settings
 
 
 def _local_assets(m: folium.Map) -> None:
@@ -66,7 +66,7 @@ def _add_tiles(m: folium.Map, attribution: str) -> None:
     and the map cannot be moved out of ``maxBounds`` nor zoomed past the levels: so a person
     never sees a refused (broken) tile, only the plain background beyond the box at low zoom.
     """
-    view = tile_view()
+    view = settings().tiles.view
     west, south, east, north = view.box
     box = [[south, west], [north, east]]
     template = url_for("tiles.tile", z="0", x="0", y="0").replace("/0/0/0.png", "/{z}/{x}/{y}.png")

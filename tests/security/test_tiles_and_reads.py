@@ -22,6 +22,7 @@ import pytest
 from mapsvc import create_app
 from mapsvc.core.area import CITIES
 from mapsvc.services import tilecache, tiles
+from mapsvc.settings import settings
 from mapsvc.web.basemap import build_map
 from mapsvc.web.map import api
 from mapsvc.web.ogc import views
@@ -99,7 +100,7 @@ def test_the_map_asks_only_for_tiles_the_server_serves(tile_client, upstream):
     app = tile_client.application
     with app.test_request_context():
         m = build_map(app.extensions["mapsvc.settings"].area.bounds, True, "©")
-        view = tiles.tile_view()
+        view = settings().tiles.view
     [layer] = [c for c in m._children.values() if type(c).__name__ == "TileLayer"]
     (south, west), (north, east) = layer.options["bounds"]
     assert (west, south, east, north) == view.box

@@ -7,7 +7,7 @@ no address, no cookies, no language, no referrer.
 
 Only the tiles the map can show are served: those meeting the service area's box widened by
 ``TILE_MARGIN_KM``, at zoom levels ``TILE_MIN_ZOOM`` to ``TILE_MAX_ZOOM`` (the map page is
-given the same box and levels, :func:`tile_view`); any other is 404 and the upstream never hears
+given the same box and levels, ``settings().tiles.view``); any other is 404 and the upstream never hears
 of it. A tile not in the cache costs one of the client's ``TILE_MISS_RATE_LIMIT`` (and, from
 ``TILE_DEEP_MIN_ZOOM``, one of its ``TILE_DEEP_MISS_RATE_LIMIT``) and one of everyone's
 ``TILE_UPSTREAM_RATE_LIMIT`` (429 past them; a kept tile is still served), so that no crawler can
@@ -46,7 +46,6 @@ from mapsvc.services.tiles import (
     ready,
     retry_after_s,
     tile_cache,
-    tile_view,
 )
 from mapsvc.settings import settings
 from mapsvc.web.hooks.limits import client_key
@@ -109,7 +108,7 @@ def tile(z: str, x: str, y: str) -> Response:
     """Serve one map tile from the cache, fetching it from the upstream when needed."""
     if not settings().tiles.url:
         raise NotFound(_("this service shows no map tiles"))
-    view = tile_view()
+    view = settings().tiles.view
     zoom, column, row = _coordinates(view, z, x, y)
     cache = tile_cache(view)
     kept = cache.read(zoom, column, row)

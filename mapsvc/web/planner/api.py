@@ -16,7 +16,7 @@ from mapsvc.core.roles import Capability
 from mapsvc.core.routing import Route
 from mapsvc.core.session_plan import SessionPlan
 from mapsvc.core.streets import StreetNetwork
-from mapsvc.services.planning import Prepared, parse_request, prepare, route_settings, two_routes, two_sessions
+from mapsvc.services.planning import Prepared, parse_request, prepare, two_routes, two_sessions
 from mapsvc.settings import settings
 from mapsvc.web.auth.identity import current_identity
 from mapsvc.web.hooks import inputs
@@ -82,7 +82,7 @@ def _private(body: dict[str, Any]) -> Response:
 def routes_body(prepared: Prepared) -> dict[str, Any]:
     """Return the answer to a route request: the shortest and the safest route, and the detour."""
     shortest, safest = two_routes(prepared)
-    speed = route_settings().speed_m_s(prepared.request.mode)
+    speed = settings().routes.speed_m_s(prepared.request.mode)
     return {
         **_common(prepared),
         "shortest": route_body(prepared.network, shortest, speed),
@@ -94,7 +94,7 @@ def routes_body(prepared: Prepared) -> dict[str, Any]:
 def sessions_body(prepared: Prepared) -> dict[str, Any]:
     """Return the answer to a session request: the shortest and the safest plan."""
     shortest, safest = two_sessions(prepared)
-    speed = route_settings().speed_m_s(prepared.request.mode)
+    speed = settings().routes.speed_m_s(prepared.request.mode)
     return {
         **_common(prepared),
         "shortest": plan_body(prepared.network, shortest, speed),

@@ -6,8 +6,7 @@ from typing import Any
 
 from mapsvc.core.session_plan import MAX_STOPS
 from mapsvc.services.osm import MODES
-from mapsvc.services.planning import RouteSettings, route_settings
-from mapsvc.settings import Settings
+from mapsvc.settings import RouteSettings, Settings
 from mapsvc.web.openapi_parts import (
     ACCOUNT_ERROR_TEXTS,
     LATITUDE,
@@ -150,7 +149,7 @@ def _answer(kind: str) -> dict[str, Any]:
 
 def schemas(settings: Settings) -> dict[str, Any]:
     """Return the component schemas of the route planning API."""
-    rs = route_settings()
+    rs = settings.routes
     options = _options(settings, rs)
     point = _point(rs.max_snap_m)
     return {

@@ -18,7 +18,7 @@ from mapsvc.core.gpx import Track, Waypoint, to_gpx
 from mapsvc.core.roles import Capability
 from mapsvc.core.routing import Route
 from mapsvc.core.session_plan import MAX_STOPS
-from mapsvc.services.planning import Prepared, parse_request, prepare, route_settings, two_routes, two_sessions
+from mapsvc.services.planning import Prepared, parse_request, prepare, two_routes, two_sessions
 from mapsvc.settings import settings
 from mapsvc.store import get_store
 from mapsvc.store.roads import stored_modes
@@ -35,7 +35,8 @@ bp = Blueprint("planner", __name__)
 @bp.get("/plan")
 def page() -> str:
     """Show the planner: a map to pick stops on, the danger layers, both routes and their figures."""
-    s, rs = settings(), route_settings()
+    s = settings()
+    rs = s.routes
     with get_store().reader() as session:
         networks = stored_modes(session)
     attribution = s.tiles.attribution
@@ -127,7 +128,7 @@ def sheet() -> Response:
     """Show a printable route sheet: the figures of both routes and the safest route's turn list."""
     kind, prepared = _posted_plan()
     safest, shortest, order = _plan_routes(kind, prepared)
-    speed = route_settings().speed_m_s(prepared.request.mode)
+    speed = settings().routes.speed_m_s(prepared.request.mode)
     stops = _waypoints(prepared, order)
     legs: list[tuple[str, str, list[tuple[Step, str]]]] = [
         (stops[i].name, stops[i + 1].name, [(s, describe(s)) for s in steps(prepared.network, leg)])
